@@ -1,1 +1,14 @@
-//! Integration tests: real containers run as root.
+//! Integration tests: real containers run as root against the runtime named by `$BERTH_RUNTIME`
+//! (default: the freshly built berth). See integration/README.md.
+
+mod harness;
+
+mod cli;
+mod client_specs;
+mod errors;
+mod hooks;
+mod lifecycle;
+mod mounts;
+mod namespaces;
+mod process;
+mod terminal;
