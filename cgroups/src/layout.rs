@@ -256,7 +256,7 @@ impl OwnCgroups {
 /// Whether `path` is on a cgroup2 filesystem (statfs magic).
 pub fn is_cgroup2(path: &Path) -> bool {
     rustix::fs::statfs(path)
-        .map(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)
+        .map(|s| s.f_type == libc::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 

@@ -327,9 +327,9 @@ pub fn hugepage_sizes() -> Vec<String> {
 
 /// 2048 kB -> "2MB", 1048576 kB -> "1GB", 64 kB -> "64KB".
 pub fn hugepage_size_name(kb: u64) -> String {
-    if kb >= 1 << 20 && kb % (1 << 20) == 0 {
+    if kb >= 1 << 20 && kb.is_multiple_of(1 << 20) {
         format!("{}GB", kb >> 20)
-    } else if kb >= 1 << 10 && kb % (1 << 10) == 0 {
+    } else if kb >= 1 << 10 && kb.is_multiple_of(1 << 10) {
         format!("{}MB", kb >> 10)
     } else {
         format!("{kb}KB")
