@@ -1,1 +1,16 @@
+//! The OCI runtime: config, container state, process creation and the commands.
 
+pub mod commands;
+pub mod container;
+pub mod create;
+pub mod error;
+pub mod hooks;
+pub mod init;
+pub mod log;
+pub mod plan;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod sys;
+
+pub use error::{Error, Result};

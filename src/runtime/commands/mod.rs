@@ -1,0 +1,5 @@
+//! The runtime's subcommands, called by the thin `berth` CLI.
+
+pub mod info;
+pub mod lifecycle;
+pub mod run;

@@ -1,0 +1,526 @@
+//! The parent side of `create`: validate, plan, clone the init with every namespace in
+//! one `clone3`, write id maps, run the runtime-namespace hooks, and wait until the init
+//! is blocked before the user program. On any failure the init is killed and the state
+//! directory removed: nothing is left behind (mounts live in the init's mount namespace
+//! and vanish with it).
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use super::container::{self, Container, Saved, Status};
+use super::error::{Context, Error, Result};
+use super::init::{self, msg, Fail, InitFds, Step};
+use super::plan::{self, InitPlan, PlanOptions};
+use super::{hooks, log, spec, sys};
+
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub root: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// `run` in the foreground with a terminal and no console socket: berth receives the
+    /// pty master itself and proxies it.
+    pub keep_console: bool,
+}
+
+/// A created container, blocked before its user program.
+pub struct Created {
+    pub container: Container,
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub console_master: Option<OwnedFd>,
+}
+
+pub fn create(opts: &CreateOptions) -> Result<Created> {
+    container::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .ctx(|| format!("bundle {}", opts.bundle.display()))?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec)?;
+    let rootfs = spec::rootfs_path(&spec, &bundle)?;
+    warn_unimplemented_resources(&spec);
+    let plan = plan::build(
+        &spec,
+        &rootfs,
+        &PlanOptions {
+            id: &opts.id,
+            no_new_keyring: opts.no_new_keyring,
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds,
+        },
+    )?;
+    let console = console_channel(opts, plan.process.terminal)?;
+    let join_fds = open_join_fds(&plan)?;
+
+    let mut container = Container::create_dir(&opts.root, &opts.id)?;
+    let saved = Saved {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs,
+        created: container::now_rfc3339(),
+        owner: owner_name(),
+        config: spec,
+    };
+    match spawn_init(&mut container, saved, &plan, console, &join_fds, opts) {
+        Ok((pid, pidfd, master)) => Ok(Created {
+            container,
+            pid,
+            pidfd,
+            console_master: master,
+        }),
+        Err(e) => {
+            let _ = container.remove();
+            Err(e)
+        }
+    }
+}
+
+/// The cgroup manager is not written yet: resources are accepted with a warning.
+fn warn_unimplemented_resources(spec: &oci_spec::runtime::Spec) {
+    if let Some(linux) = spec.linux() {
+        if linux.resources().is_some() {
+            log::warn("linux.resources is not applied yet: berth has no cgroup manager yet");
+        }
+        if linux.cgroups_path().is_some() {
+            log::warn("linux.cgroupsPath is not applied yet: berth has no cgroup manager yet");
+        }
+    }
+}
+
+fn owner_name() -> String {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    match nix::unistd::User::from_uid(uid.into()) {
+        Ok(Some(u)) => u.name,
+        _ => uid.to_string(),
+    }
+}
+
+/// The socket the init sends the pty master over: the caller's console socket, or a
+/// private socketpair when `run` proxies the terminal itself.
+enum ConsoleChannel {
+    None,
+    Socket(UnixStream),
+    Private { ours: UnixStream, theirs: UnixStream },
+}
+
+fn console_channel(opts: &CreateOptions, terminal: bool) -> Result<ConsoleChannel> {
+    match (&opts.console_socket, terminal) {
+        (Some(path), true) => {
+            let sock = UnixStream::connect(path)
+                .ctx(|| format!("connecting to console socket {}", path.display()))?;
+            Ok(ConsoleChannel::Socket(sock))
+        }
+        (Some(_), false) => Err(Error::Usage(
+            "--console-socket was given but process.terminal is false".into(),
+        )),
+        (None, true) if opts.keep_console => {
+            let (ours, theirs) = UnixStream::pair().ctx(|| "creating console socketpair")?;
+            Ok(ConsoleChannel::Private { ours, theirs })
+        }
+        (None, true) => Err(Error::Usage(
+            "process.terminal is true: a detached container needs --console-socket".into(),
+        )),
+        (None, false) => Ok(ConsoleChannel::None),
+    }
+}
+
+fn open_join_fds(plan: &InitPlan) -> Result<Vec<File>> {
+    plan.join
+        .iter()
+        .map(|j| File::open(&j.path).ctx(|| format!("opening {} namespace {}", j.typ, j.path.display())))
+        .collect()
+}
+
+/// A SOCK_SEQPACKET pair (message boundaries kept), both ends close-on-exec.
+fn sync_pair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two descriptors we then own.
+    let ret = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "creating sync socketpair");
+    }
+    // SAFETY: the kernel just gave us these two descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Makes the exec fifo and opens it read-write (the init blocks reading it until `start`).
+fn make_exec_fifo(container: &Container) -> Result<File> {
+    let path = container.fifo_path();
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("creating {}", path.display()))?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))
+}
+
+type Spawned = (i32, OwnedFd, Option<OwnedFd>);
+
+fn spawn_init(
+    container: &mut Container,
+    mut saved: Saved,
+    plan: &InitPlan,
+    console: ConsoleChannel,
+    join_fds: &[File],
+    opts: &CreateOptions,
+) -> Result<Spawned> {
+    let fifo = make_exec_fifo(container)?;
+    let (parent_sock, child_sock) = sync_pair()?;
+    let console_fd = match &console {
+        ConsoleChannel::None => None,
+        ConsoleChannel::Socket(s) => Some(s.as_raw_fd()),
+        ConsoleChannel::Private { theirs, .. } => Some(theirs.as_raw_fd()),
+    };
+    let fds = InitFds {
+        sync: child_sock.as_raw_fd(),
+        fifo: fifo.as_raw_fd(),
+        console_socket: console_fd,
+        join: join_fds.iter().map(|f| f.as_raw_fd()).collect(),
+    };
+    // Allocated before the clone: the init receives the hooks' state JSON into it.
+    let mut state_buf = Vec::with_capacity(256 * 1024);
+    let clone_flags = if plan.all_new() { plan.new_ns_flags } else { 0 };
+    let (clone_pid, clone_pidfd) = match sys::clone3_fork(clone_flags as u64, None)
+        .ctx(|| "clone3 of the container init")?
+    {
+        sys::Forked::Child => init::run(plan, &fds, &mut state_buf),
+        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_sock);
+    drop(fds);
+    let mut init = InitProcess {
+        clone_pid,
+        pid: clone_pid,
+        pidfd: clone_pidfd,
+        sock: parent_sock,
+    };
+    let result = (|| {
+        init.handshake_namespaces(plan)?;
+        write_oom_score_adj(init.pid, plan.oom_score_adj)?;
+        saved.pid = init.pid;
+        saved.pid_start_time = container::proc_stat(init.pid)
+            .map(|(_, start)| start)
+            .ok_or_else(|| Error::Init("the container init exited during setup".into()))?;
+        let state = serde_json::to_vec(&container::oci_state(&saved, Status::Creating))
+            .map_err(|e| Error::State(format!("encoding state: {e}")))?;
+        if let Some(h) = saved.config.hooks() {
+            hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &state)?;
+            hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &state)?;
+        }
+        init.send(msg::GO)?;
+        init.send_bytes(&state)?;
+        init.wait_created(plan)?;
+        let master = match &console {
+            ConsoleChannel::Private { ours, .. } => Some(receive_fd(ours.as_raw_fd())?),
+            _ => None,
+        };
+        container.save(saved.clone())?;
+        if let Some(path) = &opts.pid_file {
+            write_pid_file(path, init.pid)?;
+        }
+        Ok(master)
+    })();
+    match result {
+        Ok(master) => Ok((init.pid, init.pidfd, master)),
+        Err(e) => {
+            init.kill();
+            Err(e)
+        }
+    }
+}
+
+/// The parent's view of the init during create.
+struct InitProcess {
+    /// The process clone3 made (the init itself, or the intermediate on the slow path).
+    clone_pid: i32,
+    pid: i32,
+    pidfd: OwnedFd,
+    sock: OwnedFd,
+}
+
+impl InitProcess {
+    fn send(&self, kind: u32) -> Result<()> {
+        let b = msg::encode(kind, 0, 0, 0);
+        self.send_bytes(&b)
+    }
+
+    fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        // SAFETY: bytes is a valid buffer.
+        let n = unsafe {
+            libc::send(
+                self.sock.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            return Err(Error::Init(format!(
+                "the container init went away: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Receives one message; EOF means the init died without saying why.
+    fn recv(&self, plan: &InitPlan) -> Result<(u32, u32, u32, i32)> {
+        let mut b = [0u8; 16];
+        let n = loop {
+            // SAFETY: b is a valid 16-byte buffer.
+            let n = unsafe { libc::recv(self.sock.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break n;
+        };
+        if n != 16 {
+            return Err(Error::Init(
+                "the container init exited during setup without a report".into(),
+            ));
+        }
+        let m = msg::decode(&b);
+        if m.0 == msg::ERROR {
+            let step = Step::from_u32(m.1).unwrap_or(Step::Sync);
+            let fail = Fail {
+                step,
+                index: m.2,
+                errno: m.3,
+            };
+            return Err(Error::Init(describe(plan, fail)));
+        }
+        Ok(m)
+    }
+
+    /// Namespaces: write id maps when asked, learn the init's pid after the extra fork.
+    fn handshake_namespaces(&mut self, plan: &InitPlan) -> Result<()> {
+        if plan.all_new() {
+            if plan.new_user {
+                write_id_maps(self.pid, plan)?;
+                self.send(msg::MAPS_DONE)?;
+            }
+            return Ok(());
+        }
+        if plan.new_user {
+            self.expect(plan, msg::NEED_MAPS)?;
+            write_id_maps(self.clone_pid, plan)?;
+            self.send(msg::MAPS_DONE)?;
+        }
+        let pid_changes = plan.new_ns_flags & libc::CLONE_NEWPID != 0
+            || plan.join.iter().any(|j| j.flag == libc::CLONE_NEWPID);
+        if pid_changes {
+            let (_, _, _, pid) = self.expect(plan, msg::PID)?;
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.clone_pid), None);
+            self.pid = pid;
+            self.pidfd = sys::pidfd_open(pid).ctx(|| "pidfd_open of the container init")?;
+        }
+        Ok(())
+    }
+
+    fn expect(&self, plan: &InitPlan, kind: u32) -> Result<(u32, u32, u32, i32)> {
+        let m = self.recv(plan)?;
+        if m.0 != kind {
+            return Err(Error::Init(format!(
+                "unexpected message {} from the container init (wanted {kind})",
+                m.0
+            )));
+        }
+        Ok(m)
+    }
+
+    fn wait_created(&self, plan: &InitPlan) -> Result<()> {
+        self.expect(plan, msg::CREATED).map(drop)
+    }
+
+    /// Kills the init after a failed create and reaps it if it is ours.
+    fn kill(&self) {
+        let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+        let _ = sys::wait_pidfd(self.pidfd.as_raw_fd(), 5000);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        if self.clone_pid != self.pid {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.clone_pid), None);
+        }
+    }
+}
+
+/// Writes /proc/PID/{uid_map,gid_map} for a new user namespace.
+fn write_id_maps(pid: i32, plan: &InitPlan) -> Result<()> {
+    for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, map.as_bytes()).ctx(|| format!("writing {path} ({:?})", map.trim()))?;
+    }
+    Ok(())
+}
+
+/// Sets the init's oom_score_adj through the host's procfs (the container cannot reach it).
+fn write_oom_score_adj(pid: i32, value: Option<i32>) -> Result<()> {
+    if let Some(v) = value {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, v.to_string()).ctx(|| format!("writing {path}"))?;
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .ctx(|| "current directory")?
+            .join(path)
+    };
+    container::write_atomic(&abs, pid.to_string().as_bytes(), 0o644)
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS.
+pub fn receive_fd(sock: RawFd) -> Result<OwnedFd> {
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain old data; its pointers are valid for the call.
+    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = &mut iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.as_mut_ptr().cast();
+    m.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: recvmsg into the buffers above; CMSG macros walk our own control buffer.
+    unsafe {
+        if libc::recvmsg(sock, &mut m, libc::MSG_CMSG_CLOEXEC) < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "receiving the pty master");
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&m);
+        if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Err(Error::Init("the container init sent no pty master".into()));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn strerror(errno: i32) -> String {
+    std::io::Error::from_raw_os_error(errno).to_string()
+}
+
+/// Turns the init's (step, index, errno) report into a sentence, using the plan.
+pub fn describe(plan: &InitPlan, fail: Fail) -> String {
+    let i = fail.index as usize;
+    let err = strerror(fail.errno);
+    let mount_what = || plan.mounts.get(i).map(|m| m.what.clone()).unwrap_or_default();
+    let mount_dest = || plan.mounts.get(i).map(|m| m.dest.display.clone()).unwrap_or_default();
+    match fail.step {
+        Step::SetNs => format!(
+            "joining namespace {}: {err}",
+            plan.join.get(i).map(|j| j.path.display().to_string()).unwrap_or_default()
+        ),
+        Step::Unshare => format!("creating namespaces: {err}"),
+        Step::Fork => format!("forking into the new pid namespace: {err}"),
+        Step::BecomeRoot => format!("becoming root in the user namespace: {err}"),
+        Step::TimeOffsets => format!("setting up the time namespace offsets: {err}"),
+        Step::Hostname => format!("setting hostname: {err}"),
+        Step::Domainname => format!("setting domainname: {err}"),
+        Step::RootPropagation => format!("setting rootfs propagation: {err}"),
+        Step::RootBind => format!(
+            "bind-mounting the rootfs {}: {err}",
+            plan.rootfs.to_string_lossy()
+        ),
+        Step::MountDest => format!("creating mount destination {}: {err}", mount_dest()),
+        Step::MountSource => format!("opening mount source of {}: {err}", mount_what()),
+        Step::Mount => format!("mounting {}: {err}", mount_what()),
+        Step::MountOption => format!("mounting {}: invalid option: {err}", mount_what()),
+        Step::MountAttr => format!("setting mount flags of {}: {err}", mount_what()),
+        Step::Propagation => format!("setting propagation of {}: {err}", mount_what()),
+        Step::TmpCopyUp => format!("tmpcopyup for {}: {err}", mount_dest()),
+        Step::Device => format!(
+            "creating device {}: {err}",
+            plan.devices.get(i).map(|d| d.path.display.clone()).unwrap_or_default()
+        ),
+        Step::DevSymlink => format!("creating /dev symlinks: {err}"),
+        Step::DevNull => format!("/dev/null in the container is not the null device (1:3): {err}"),
+        Step::Console => format!("setting up the console (step {i}): {err}"),
+        Step::ConsoleSend => format!("sending the pty master to the console socket: {err}"),
+        Step::CreateContainerHook | Step::StartContainerHook => format!("running hook #{i}: {err}"),
+        Step::HookTimeout => format!(
+            "{} hook #{i} timed out",
+            hook_kind(fail.errno as u32)
+        ),
+        Step::HookStatus => {
+            let (kind, n) = (fail.index >> 16, fail.index & 0xffff);
+            let status = fail.errno;
+            let why = if libc::WIFEXITED(status) {
+                format!("exit status {}", libc::WEXITSTATUS(status))
+            } else {
+                format!("killed by signal {}", libc::WTERMSIG(status))
+            };
+            format!("{} hook #{n} failed: {why}", hook_kind(kind))
+        }
+        Step::Pivot => format!("pivot_root into the rootfs (step {i}): {err}"),
+        Step::Sysctl => format!(
+            "writing sysctl {}: {err}",
+            plan.sysctls.get(i).map(|s| s.2.clone()).unwrap_or_default()
+        ),
+        Step::Readonly => format!(
+            "making {} read-only: {err}",
+            plan.readonly.get(i).map(|p| p.display.clone()).unwrap_or_default()
+        ),
+        Step::Mask => format!(
+            "masking {}: {err}",
+            plan.masked.get(i).map(|p| p.display.clone()).unwrap_or_default()
+        ),
+        Step::RootReadonly => format!("making the rootfs read-only: {err}"),
+        Step::Rlimit => format!(
+            "setting rlimit {}: {err}",
+            plan.process.rlimits.get(i).map(|r| r.2.clone()).unwrap_or_default()
+        ),
+        Step::Personality => format!("setting personality: {err}"),
+        Step::IoPriority => format!("setting io priority: {err}"),
+        Step::Cwd => format!("changing to cwd {}: {err}", plan.process.cwd.display),
+        Step::CwdEscape => format!(
+            "cwd {} is outside the container's root",
+            plan.process.cwd.display
+        ),
+        Step::Umask => format!("setting umask: {err}"),
+        Step::Groups => format!("setting additional groups: {err}"),
+        Step::SetUser => format!(
+            "setting uid {} gid {}: {err}",
+            plan.process.uid, plan.process.gid
+        ),
+        Step::Caps => format!("applying capabilities: {err}"),
+        Step::NoNewPrivs => format!("setting no_new_privs: {err}"),
+        Step::ExecLookup if fail.errno == libc::ENOENT => format!(
+            "exec: {:?}: executable file not found in $PATH",
+            plan.process.arg0
+        ),
+        Step::ExecLookup => format!("exec: {:?}: {err}", plan.process.arg0),
+        Step::Sync => format!("talking to berth: {err}"),
+        Step::Exec => format!("exec {:?}: {err}", plan.process.arg0),
+        Step::Keyring => format!("creating a session keyring: {err}"),
+    }
+}
+
+fn hook_kind(step: u32) -> &'static str {
+    match Step::from_u32(step) {
+        Some(Step::CreateContainerHook) => "createContainer",
+        Some(Step::StartContainerHook) => "startContainer",
+        _ => "container",
+    }
+}

@@ -1,0 +1,60 @@
+//! The runtime library's one error type.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call or file operation failed; `context` says what berth was doing.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        // Not #[source]: the message already carries it, and anyhow would repeat it.
+        source: io::Error,
+    },
+    /// config.json (or a process.json) is unreadable, malformed or breaks a rule of the spec.
+    #[error("invalid config: {0}")]
+    Config(String),
+    /// A config field that berth does not implement yet: never silently ignored.
+    #[error("unsupported config field {field}: {why}")]
+    Unsupported { field: String, why: String },
+    #[error("container \"{0}\" does not exist")]
+    NotFound(String),
+    #[error("container with id \"{0}\" already exists")]
+    Exists(String),
+    /// An operation not allowed in the container's current state.
+    #[error("{0}")]
+    State(String),
+    /// A bad command-line argument (id, signal name, ...).
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Hook(String),
+    /// The container's init reported a failure while setting the container up.
+    #[error("container init failed: {0}")]
+    Init(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Adds what berth was doing to an I/O or syscall error.
+pub trait Context<T> {
+    fn ctx<S: Into<String>>(self, context: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn ctx<S: Into<String>>(self, context: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: context().into(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn ctx<S: Into<String>>(self, context: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|errno| Error::Io {
+            context: context().into(),
+            source: io::Error::from_raw_os_error(errno as i32),
+        })
+    }
+}

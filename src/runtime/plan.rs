@@ -1,0 +1,1074 @@
+//! Turns a validated spec into an `InitPlan`: every string, path and number the
+//! container's init needs, prepared before the clone so the init itself only makes
+//! syscalls (no allocation, no parsing, no locks between clone and exec).
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
+
+use oci_spec::runtime::{
+    LinuxDeviceType, LinuxNamespaceType, Mount, PosixRlimitType, Spec,
+};
+
+use super::error::{Error, Result};
+use super::sys::{self, MountAttr};
+
+/// A path inside the rootfs, as the list of its components, ready for an fd walk.
+#[derive(Debug, Clone)]
+pub struct RootPath {
+    /// The whole relative path (`dev/pts`), for `openat2(RESOLVE_IN_ROOT)`.
+    pub rel: CString,
+    /// Each prefix (`dev`, `dev/pts`), to create missing directories one level at a time.
+    pub prefixes: Vec<CString>,
+    /// The last component of each prefix (`dev`, `pts`), for `mkdirat` in its parent.
+    pub names: Vec<CString>,
+    /// The path as written in the config, for error messages.
+    pub display: String,
+}
+
+impl RootPath {
+    pub fn new(path: &Path) -> Result<RootPath> {
+        let mut names = Vec::new();
+        for comp in path.components() {
+            match comp {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(n) => names.push(n.to_owned()),
+                // `..` is resolved by the kernel inside the root; keep it as a component.
+                Component::ParentDir => names.push("..".into()),
+                Component::Prefix(_) => {}
+            }
+        }
+        let mut prefixes = Vec::with_capacity(names.len());
+        let mut acc = std::path::PathBuf::new();
+        for n in &names {
+            acc.push(n);
+            prefixes.push(cstring(acc.as_os_str().as_bytes())?);
+        }
+        let rel = if acc.as_os_str().is_empty() {
+            cstring(b".")?
+        } else {
+            cstring(acc.as_os_str().as_bytes())?
+        };
+        Ok(RootPath {
+            rel,
+            prefixes,
+            names: names
+                .iter()
+                .map(|n| cstring(n.as_bytes()))
+                .collect::<Result<_>>()?,
+            display: path.display().to_string(),
+        })
+    }
+}
+
+pub fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::Config(format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes))))
+}
+
+fn cstr_of(s: &str) -> Result<CString> {
+    cstring(s.as_bytes())
+}
+
+/// How a mount's filesystem is made.
+#[derive(Debug)]
+pub enum MountSource {
+    /// `open_tree(source, OPEN_TREE_CLONE [| AT_RECURSIVE])`.
+    Bind { source: CString, recursive: bool },
+    /// `fsopen(fstype)` + `fsconfig` options + `fsmount`.
+    New {
+        fstype: CString,
+        source: CString,
+        options: Vec<(CString, Option<CString>)>,
+    },
+    /// No new mount: change the attributes of what is mounted at the destination.
+    Reattr,
+}
+
+#[derive(Debug)]
+pub struct MountStep {
+    pub dest: RootPath,
+    pub source: MountSource,
+    /// Mount attributes (ro, nosuid, ...) set when the mount is made.
+    pub attr: MountAttr,
+    /// Attributes applied to every mount of a recursive bind (`rro`, `rnosuid`, ...).
+    pub recursive_attr: MountAttr,
+    /// Propagation flag (MS_PRIVATE, MS_SHARED, ...) and whether it is recursive.
+    pub propagation: u64,
+    pub propagation_recursive: bool,
+    /// The destination is a file (bind of a non-directory).
+    pub dest_is_file: bool,
+    /// Copy what the destination held before into the new tmpfs (podman's `tmpcopyup`).
+    pub tmpcopyup: bool,
+    /// For error messages: `type source on destination`.
+    pub what: String,
+}
+
+#[derive(Debug)]
+pub struct DeviceStep {
+    pub path: RootPath,
+    pub file_type: libc::mode_t,
+    pub rdev: libc::dev_t,
+    pub mode: libc::mode_t,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    /// Inside a user namespace mknod is refused: bind the host's node instead.
+    pub host_path: CString,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CapMasks {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// A NULL-terminated `char *[]` kept together with the strings it points into.
+#[derive(Debug)]
+pub struct CArray {
+    _strings: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CArray {
+    pub fn new(strings: Vec<CString>) -> CArray {
+        let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CArray {
+            _strings: strings,
+            ptrs,
+        }
+    }
+
+    pub fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+/// A hook the init runs itself (createContainer, startContainer).
+#[derive(Debug)]
+pub struct HookExec {
+    pub path: CString,
+    pub argv: CArray,
+    pub envp: CArray,
+    /// Milliseconds, or -1 for none.
+    pub timeout_ms: i32,
+}
+
+#[derive(Debug)]
+pub struct ProcessPlan {
+    pub argv: CArray,
+    pub envp: CArray,
+    /// Where to look for `args[0]`: itself if it holds a `/`, else each `$PATH` entry.
+    pub exec_candidates: Vec<CString>,
+    pub arg0: String,
+    pub cwd: RootPath,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+    pub umask: Option<libc::mode_t>,
+    pub rlimits: Vec<(libc::c_int, libc::rlimit, String)>,
+    pub no_new_privs: bool,
+    pub caps: Option<CapMasks>,
+    pub terminal: bool,
+    pub console_size: Option<libc::winsize>,
+    /// Descriptors 3..3+N are passed to the process (`--preserve-fds`, LISTEN_FDS).
+    pub preserve_fds: u32,
+    pub personality: Option<libc::c_ulong>,
+    /// `ioprio_set` value (class << 13 | data).
+    pub io_priority: Option<libc::c_int>,
+}
+
+/// A namespace joined by path: the fd is opened by the parent before the clone.
+#[derive(Debug)]
+pub struct JoinNs {
+    pub typ: LinuxNamespaceType,
+    pub flag: libc::c_int,
+    pub path: std::path::PathBuf,
+}
+
+#[derive(Debug)]
+pub struct InitPlan {
+    /// CLONE_NEW* flags of the namespaces created new (time excluded, see `new_time`).
+    pub new_ns_flags: libc::c_int,
+    pub new_user: bool,
+    pub new_time: bool,
+    pub new_mount: bool,
+    pub join: Vec<JoinNs>,
+    pub uid_map: String,
+    pub gid_map: String,
+    pub time_offsets: CString,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    pub rootfs: CString,
+    pub root_propagation: u64,
+    /// rootfsPropagation applied to `/` after pivot_root, when it asks for shared.
+    pub post_pivot_propagation: Option<u64>,
+    pub root_readonly: bool,
+    pub no_pivot: bool,
+    pub mounts: Vec<MountStep>,
+    pub dev_bound_from_host: bool,
+    pub devices: Vec<DeviceStep>,
+    pub masked: Vec<RootPath>,
+    pub readonly: Vec<RootPath>,
+    pub sysctls: Vec<(RootPath, CString, String)>,
+    pub process: ProcessPlan,
+    pub create_container_hooks: Vec<HookExec>,
+    pub start_container_hooks: Vec<HookExec>,
+    pub oom_score_adj: Option<i32>,
+    /// Name of the new session keyring (`_ses.ID`), unless `--no-new-keyring`.
+    pub session_keyring: Option<CString>,
+}
+
+impl InitPlan {
+    /// True when every namespace is new: one clone3 makes them all (the fast path).
+    pub fn all_new(&self) -> bool {
+        self.join.is_empty()
+    }
+}
+
+/// Options of `create` that shape the plan.
+pub struct PlanOptions<'a> {
+    pub id: &'a str,
+    pub no_new_keyring: bool,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let namespaces = linux.namespaces().clone().unwrap_or_default();
+    let mut new_ns_flags = 0;
+    let mut join = Vec::new();
+    let mut new_user = false;
+    let mut new_time = false;
+    let mut new_mount = false;
+    for ns in &namespaces {
+        let flag = ns_flag(ns.typ());
+        match ns.path() {
+            Some(path) => join.push(JoinNs {
+                typ: ns.typ(),
+                flag,
+                path: path.clone(),
+            }),
+            None => match ns.typ() {
+                LinuxNamespaceType::Time => new_time = true,
+                typ => {
+                    new_ns_flags |= flag;
+                    new_user |= typ == LinuxNamespaceType::User;
+                    new_mount |= typ == LinuxNamespaceType::Mount;
+                }
+            },
+        }
+    }
+    // The user namespace is joined first so the others are entered with its rights.
+    join.sort_by_key(|j| j.typ != LinuxNamespaceType::User);
+    let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
+    if !has_ns(LinuxNamespaceType::Mount) {
+        return Err(Error::Unsupported {
+            field: "linux.namespaces".into(),
+            why: "a container without its own mount namespace is not supported".into(),
+        });
+    }
+
+    let process_spec = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("process is missing".into()))?;
+    let hostname = match spec.hostname().as_deref() {
+        Some(h) if !h.is_empty() => {
+            if !has_ns(LinuxNamespaceType::Uts) {
+                return Err(Error::Config(
+                    "hostname is set but there is no new uts namespace".into(),
+                ));
+            }
+            Some(cstr_of(h)?)
+        }
+        _ => None,
+    };
+    let domainname = match spec.domainname().as_deref() {
+        Some(d) if !d.is_empty() => Some(cstr_of(d)?),
+        _ => None,
+    };
+
+    let mounts_spec = spec.mounts().clone().unwrap_or_default();
+    let mut mounts = Vec::new();
+    for m in &mounts_spec {
+        plan_mount(m, &namespaces, &mut mounts)?;
+    }
+    let dev_bound_from_host = mounts_spec.iter().any(|m| {
+        m.destination() == Path::new("/dev") && is_bind(m)
+    });
+    let devices = plan_devices(&linux, dev_bound_from_host)?;
+
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::Config("root is missing".into()))?;
+    let (root_propagation, post_pivot_propagation) =
+        root_propagation(linux.rootfs_propagation().as_deref())?;
+
+    let sysctls = linux
+        .sysctl()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| plan_sysctl(&k, &v, &namespaces))
+        .collect::<Result<Vec<_>>>()?;
+
+    Ok(InitPlan {
+        new_ns_flags,
+        new_user,
+        new_time,
+        new_mount,
+        join,
+        uid_map: id_map(linux.uid_mappings()),
+        gid_map: id_map(linux.gid_mappings()),
+        time_offsets: time_offsets(&linux)?,
+        hostname,
+        domainname,
+        rootfs: cstring(rootfs.as_os_str().as_bytes())?,
+        root_propagation,
+        post_pivot_propagation,
+        root_readonly: root.readonly().unwrap_or(false),
+        no_pivot: opts.no_pivot,
+        mounts,
+        dev_bound_from_host,
+        devices,
+        masked: root_paths(linux.masked_paths())?,
+        readonly: root_paths(linux.readonly_paths())?,
+        sysctls,
+        process: plan_process(spec, opts.preserve_fds)?,
+        create_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.create_container().clone()))?,
+        start_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.start_container().clone()))?,
+        oom_score_adj: process_spec.oom_score_adj(),
+        session_keyring: if opts.no_new_keyring {
+            None
+        } else {
+            Some(cstr_of(&format!("_ses.{}", opts.id))?)
+        },
+    })
+}
+
+pub fn ns_flag(typ: LinuxNamespaceType) -> libc::c_int {
+    match typ {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+fn id_map(maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>) -> String {
+    maps.as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+fn time_offsets(linux: &oci_spec::runtime::Linux) -> Result<CString> {
+    let mut text = String::new();
+    for (clock, off) in linux.time_offsets().clone().unwrap_or_default() {
+        let id = match clock.as_str() {
+            "monotonic" => "monotonic",
+            "boottime" => "boottime",
+            other => {
+                return Err(Error::Config(format!(
+                    "linux.timeOffsets: unknown clock {other:?} (monotonic or boottime)"
+                )))
+            }
+        };
+        text.push_str(&format!(
+            "{id} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    cstr_of(&text)
+}
+
+fn root_paths(paths: &Option<Vec<String>>) -> Result<Vec<RootPath>> {
+    paths
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            if !p.starts_with('/') {
+                return Err(Error::Config(format!("path {p:?} must be absolute")));
+            }
+            RootPath::new(Path::new(p))
+        })
+        .collect()
+}
+
+fn root_propagation(value: Option<&str>) -> Result<(u64, Option<u64>)> {
+    let rec = libc::MS_REC;
+    let flags = match value.unwrap_or("") {
+        "" | "rslave" | "slave" => (libc::MS_SLAVE | rec, None),
+        "private" | "rprivate" => (libc::MS_PRIVATE | rec, None),
+        // pivot_root refuses a shared parent: set up as slave, share after the pivot.
+        "shared" | "rshared" => (libc::MS_SLAVE | rec, Some(libc::MS_SHARED | rec)),
+        "unbindable" | "runbindable" => (libc::MS_SLAVE | rec, Some(libc::MS_UNBINDABLE | rec)),
+        other => {
+            return Err(Error::Config(format!(
+                "linux.rootfsPropagation {other:?} is not a propagation mode"
+            )))
+        }
+    };
+    Ok((flags.0 as u64, flags.1.map(|f| f as u64)))
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// Mount option flags that become mount attributes, as (name, set, clear).
+fn attr_option(opt: &str) -> Option<(u64, u64)> {
+    use sys::*;
+    Some(match opt {
+        "ro" => (MOUNT_ATTR_RDONLY, 0),
+        "rw" => (0, MOUNT_ATTR_RDONLY),
+        "nosuid" => (MOUNT_ATTR_NOSUID, 0),
+        "suid" => (0, MOUNT_ATTR_NOSUID),
+        "nodev" => (MOUNT_ATTR_NODEV, 0),
+        "dev" => (0, MOUNT_ATTR_NODEV),
+        "noexec" => (MOUNT_ATTR_NOEXEC, 0),
+        "exec" => (0, MOUNT_ATTR_NOEXEC),
+        "noatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+        "strictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+        "relatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+        "nodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+        "diratime" => (0, MOUNT_ATTR_NODIRATIME),
+        "nosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+        "symfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+        "atime" | "norelatime" | "nostrictatime" => (0, 0),
+        _ => return None,
+    })
+}
+
+fn propagation_option(opt: &str) -> Option<(u64, bool)> {
+    let (flag, rec) = match opt {
+        "private" => (libc::MS_PRIVATE, false),
+        "rprivate" => (libc::MS_PRIVATE, true),
+        "shared" => (libc::MS_SHARED, false),
+        "rshared" => (libc::MS_SHARED, true),
+        "slave" => (libc::MS_SLAVE, false),
+        "rslave" => (libc::MS_SLAVE, true),
+        "unbindable" => (libc::MS_UNBINDABLE, false),
+        "runbindable" => (libc::MS_UNBINDABLE, true),
+        _ => return None,
+    };
+    Some((flag as u64, rec))
+}
+
+/// Options that mean nothing to the kernel and are dropped (as runc and crun do).
+fn ignored_option(opt: &str) -> bool {
+    matches!(opt, "bind" | "rbind" | "defaults" | "async" | "sync" | "auto" | "noauto" | "nouser" | "user" | "loud" | "silent")
+        || opt.starts_with("x-")
+}
+
+fn plan_mount(
+    m: &Mount,
+    namespaces: &[oci_spec::runtime::LinuxNamespace],
+    out: &mut Vec<MountStep>,
+) -> Result<()> {
+    let fstype = m.typ().clone().unwrap_or_default();
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.display().to_string())
+        .unwrap_or_default();
+    let options = m.options().clone().unwrap_or_default();
+    let what = format!(
+        "{} {} on {}",
+        if fstype.is_empty() { "bind" } else { &fstype },
+        source,
+        m.destination().display()
+    );
+    let mut step = MountStep {
+        dest: RootPath::new(m.destination())?,
+        source: MountSource::Reattr,
+        attr: MountAttr::default(),
+        recursive_attr: MountAttr::default(),
+        propagation: 0,
+        propagation_recursive: false,
+        dest_is_file: false,
+        tmpcopyup: false,
+        what,
+    };
+    let mut fs_options = Vec::new();
+    for opt in &options {
+        if let Some((set, clr)) = attr_option(opt) {
+            step.attr.attr_set |= set;
+            step.attr.attr_clr |= clr;
+            step.attr.attr_set &= !(clr & !set);
+        } else if let Some((set, clr)) = opt.strip_prefix('r').and_then(attr_option) {
+            // rro, rnosuid, ...: recursive mount attributes (mount_setattr AT_RECURSIVE).
+            step.recursive_attr.attr_set |= set;
+            step.recursive_attr.attr_clr |= clr;
+        } else if let Some((flag, rec)) = propagation_option(opt) {
+            step.propagation = flag;
+            step.propagation_recursive = rec;
+        } else if opt == "tmpcopyup" {
+            step.tmpcopyup = true;
+        } else if ignored_option(opt) {
+        } else {
+            let (k, v) = match opt.split_once('=') {
+                Some((k, v)) => (cstr_of(k)?, Some(cstr_of(v)?)),
+                None => (cstr_of(opt)?, None),
+            };
+            fs_options.push((k, v));
+        }
+    }
+    if is_bind(m) {
+        if !fs_options.is_empty() {
+            let names: Vec<_> = fs_options.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+            return Err(Error::Config(format!(
+                "mount {}: unknown bind mount options {}",
+                m.destination().display(),
+                names.join(",")
+            )));
+        }
+        let src = Path::new(&source);
+        let meta = std::fs::metadata(src).map_err(|e| {
+            Error::Config(format!(
+                "mount {}: bind source {source}: {e}",
+                m.destination().display()
+            ))
+        })?;
+        step.dest_is_file = !meta.is_dir();
+        let recursive = options.iter().any(|o| o == "rbind");
+        step.source = MountSource::Bind {
+            source: cstr_of(&source)?,
+            recursive,
+        };
+        out.push(step);
+        return Ok(());
+    }
+    if fstype == "cgroup" || fstype == "cgroup2" {
+        return plan_cgroup_mount(step, namespaces, out);
+    }
+    if fstype.is_empty() {
+        return Err(Error::Config(format!(
+            "mount {}: no type and not a bind mount",
+            m.destination().display()
+        )));
+    }
+    if step.tmpcopyup && fstype != "tmpfs" {
+        return Err(Error::Config(format!(
+            "mount {}: tmpcopyup is only valid for tmpfs",
+            m.destination().display()
+        )));
+    }
+    step.source = MountSource::New {
+        fstype: cstr_of(&fstype)?,
+        source: cstr_of(if source.is_empty() { &fstype } else { &source })?,
+        options: fs_options,
+    };
+    out.push(step);
+    Ok(())
+}
+
+/// The host's cgroup hierarchies: (mount point, fs type, super options).
+fn host_cgroup_mounts() -> Result<Vec<(String, String, String)>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::Config(format!("reading /proc/self/mountinfo: {e}")))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split(' ').nth(4)?.to_string();
+            let mut r = right.split(' ');
+            let fstype = r.next()?.to_string();
+            let _source = r.next()?;
+            let super_opts = r.next().unwrap_or("").to_string();
+            (fstype == "cgroup" || fstype == "cgroup2").then_some((mount_point, fstype, super_opts))
+        })
+        .filter(|(mp, _, _)| mp.starts_with("/sys/fs/cgroup"))
+        .collect())
+}
+
+/// This process's cgroup on each hierarchy, from /proc/self/cgroup: controllers -> path.
+fn own_cgroups() -> HashMap<String, String> {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            let ctrls = parts.next()?.to_string();
+            let path = parts.next()?.to_string();
+            Some((ctrls, path))
+        })
+        .collect()
+}
+
+/// A `cgroup` mount: on cgroup v2 one cgroup2 mount; on v1 and hybrid hosts a tmpfs
+/// with one mount per hierarchy. With a cgroup namespace each is a fresh mount (the
+/// namespace makes the container's cgroup its root); without, the container's own
+/// cgroup directory is bound from the host.
+fn plan_cgroup_mount(
+    base: MountStep,
+    namespaces: &[oci_spec::runtime::LinuxNamespace],
+    out: &mut Vec<MountStep>,
+) -> Result<()> {
+    let cgroupns = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
+    let hierarchies = host_cgroup_mounts()?;
+    let own = own_cgroups();
+    let pure_v2 = hierarchies.len() == 1 && hierarchies[0].0 == "/sys/fs/cgroup";
+    let attr = base.attr;
+    let mut writable = base.attr;
+    writable.attr_set &= !sys::MOUNT_ATTR_RDONLY;
+    let read_only = attr.attr_set & sys::MOUNT_ATTR_RDONLY != 0;
+    let sub = |name: &str, source: MountSource, what: String, attr: MountAttr| -> Result<MountStep> {
+        let mut dest = base.dest.display.trim_end_matches('/').to_string();
+        if !name.is_empty() {
+            dest.push('/');
+            dest.push_str(name);
+        }
+        Ok(MountStep {
+            dest: RootPath::new(Path::new(&dest))?,
+            source,
+            attr,
+            recursive_attr: MountAttr::default(),
+            propagation: 0,
+            propagation_recursive: false,
+            dest_is_file: false,
+            tmpcopyup: false,
+            what,
+        })
+    };
+    let hierarchy_source = |mount_point: &str, fstype: &str, super_opts: &str| -> Result<MountSource> {
+        if cgroupns {
+            let options = if fstype == "cgroup2" {
+                Vec::new()
+            } else {
+                super_opts
+                    .split(',')
+                    .filter(|o| *o != "rw" && *o != "ro")
+                    .map(|o| match o.split_once('=') {
+                        Some((k, v)) => Ok((cstr_of(k)?, Some(cstr_of(v)?))),
+                        None => Ok((cstr_of(o)?, None)),
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            };
+            return Ok(MountSource::New {
+                fstype: cstr_of(fstype)?,
+                source: cstr_of("cgroup")?,
+                options,
+            });
+        }
+        let key = if fstype == "cgroup2" {
+            String::new()
+        } else {
+            super_opts
+                .split(',')
+                .filter(|o| *o != "rw" && *o != "ro")
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let own_path = own.get(&key).cloned().unwrap_or_else(|| "/".into());
+        Ok(MountSource::Bind {
+            source: cstr_of(&format!("{}{}", mount_point, own_path.trim_end_matches('/')))?,
+            recursive: false,
+        })
+    };
+    if pure_v2 {
+        let (mp, fstype, opts) = &hierarchies[0];
+        let source = hierarchy_source(mp, fstype, opts)?;
+        out.push(sub("", source, base.what.clone(), attr)?);
+        return Ok(());
+    }
+    // v1 or hybrid: a tmpfs holding one directory per hierarchy; made read-only last.
+    out.push(sub(
+        "",
+        MountSource::New {
+            fstype: cstr_of("tmpfs")?,
+            source: cstr_of("cgroup")?,
+            options: vec![(cstr_of("mode")?, Some(cstr_of("755")?))],
+        },
+        format!("tmpfs cgroup on {}", base.dest.display),
+        writable,
+    )?);
+    for (mp, fstype, opts) in &hierarchies {
+        let name = match mp.strip_prefix("/sys/fs/cgroup/") {
+            Some(n) if !n.is_empty() && !n.contains('/') => n,
+            _ => continue,
+        };
+        // cgroup v1's "name=systemd" hierarchy is named "none,name=systemd" in the options.
+        let source = hierarchy_source(mp, fstype, opts)?;
+        out.push(sub(name, source, format!("{fstype} on {}/{name}", base.dest.display), attr)?);
+    }
+    if read_only {
+        let ro = MountAttr {
+            attr_set: sys::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        out.push(sub("", MountSource::Reattr, format!("read-only {}", base.dest.display), ro)?);
+    }
+    Ok(())
+}
+
+/// The devices every container gets (runc's list), as (path, major, minor).
+const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+fn plan_devices(linux: &oci_spec::runtime::Linux, dev_bound_from_host: bool) -> Result<Vec<DeviceStep>> {
+    let mut steps = Vec::new();
+    let configured = linux.devices().clone().unwrap_or_default();
+    for d in &configured {
+        let file_type = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(Error::Config(format!(
+                    "linux.devices {}: type must be c, b, u or p",
+                    d.path().display()
+                )))
+            }
+        };
+        if !d.path().starts_with("/dev") {
+            return Err(Error::Config(format!(
+                "linux.devices {}: devices must be under /dev",
+                d.path().display()
+            )));
+        }
+        steps.push(DeviceStep {
+            path: RootPath::new(d.path())?,
+            file_type,
+            rdev: libc::makedev(d.major() as u32, d.minor() as u32),
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+            host_path: cstring(d.path().as_os_str().as_bytes())?,
+        });
+    }
+    if dev_bound_from_host {
+        return Ok(steps);
+    }
+    for (path, major, minor) in DEFAULT_DEVICES {
+        if configured.iter().any(|d| d.path() == Path::new(path)) {
+            continue;
+        }
+        steps.push(DeviceStep {
+            path: RootPath::new(Path::new(path))?,
+            file_type: libc::S_IFCHR,
+            rdev: libc::makedev(major, minor),
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+            host_path: cstr_of(path)?,
+        });
+    }
+    Ok(steps)
+}
+
+fn plan_sysctl(
+    key: &str,
+    value: &str,
+    namespaces: &[oci_spec::runtime::LinuxNamespace],
+) -> Result<(RootPath, CString, String)> {
+    let has = |t| namespaces.iter().any(|n| n.typ() == t);
+    let namespaced = if key.starts_with("net.") {
+        has(LinuxNamespaceType::Network)
+    } else if key.starts_with("kernel.shm") || key.starts_with("kernel.msg") || key == "kernel.sem" || key.starts_with("fs.mqueue.") {
+        has(LinuxNamespaceType::Ipc)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        has(LinuxNamespaceType::Uts)
+    } else {
+        false
+    };
+    if !namespaced {
+        return Err(Error::Config(format!(
+            "sysctl {key:?} is not namespaced by the container's namespaces and would change the host"
+        )));
+    }
+    if key.contains("..") || key.contains('/') && key.split('/').any(|p| p == "..") {
+        return Err(Error::Config(format!("sysctl {key:?} is not a valid name")));
+    }
+    let rel = format!("/proc/sys/{}", key.replace('.', "/"));
+    Ok((RootPath::new(Path::new(&rel))?, cstr_of(value)?, key.to_string()))
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as libc::c_int
+}
+
+/// The highest capability number this kernel knows.
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+fn cap_mask(set: &Option<oci_spec::runtime::Capabilities>, last: u32) -> Result<u64> {
+    let mut mask = 0u64;
+    for cap in set.iter().flatten() {
+        let name = format!("CAP_{cap}");
+        let parsed: caps::Capability = name
+            .parse()
+            .map_err(|_| Error::Config(format!("unknown capability {name}")))?;
+        let index = parsed.index() as u32;
+        // Capabilities newer than this kernel are skipped, as runc does.
+        if index <= last {
+            mask |= 1u64 << index;
+        }
+    }
+    Ok(mask)
+}
+
+pub fn cap_masks(caps: &oci_spec::runtime::LinuxCapabilities) -> Result<CapMasks> {
+    let last = last_cap();
+    Ok(CapMasks {
+        bounding: cap_mask(caps.bounding(), last)?,
+        effective: cap_mask(caps.effective(), last)?,
+        permitted: cap_mask(caps.permitted(), last)?,
+        inheritable: cap_mask(caps.inheritable(), last)?,
+        ambient: cap_mask(caps.ambient(), last)?,
+    })
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where `arg0` may be found, in `$PATH` order (the lookup itself happens inside the
+/// container, after pivot_root).
+pub fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>> {
+    if arg0.contains('/') {
+        return Ok(vec![cstr_of(arg0)?]);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .map(|dir| if dir.is_empty() { "." } else { dir })
+        .map(|dir| cstr_of(&format!("{}/{arg0}", dir.trim_end_matches('/'))))
+        .collect()
+}
+
+pub fn plan_process_spec(
+    process: &oci_spec::runtime::Process,
+    preserve_fds: u32,
+    personality: Option<libc::c_ulong>,
+) -> Result<ProcessPlan> {
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let user = process.user();
+    let rlimits = process
+        .rlimits()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            (
+                rlimit_resource(r.typ()),
+                libc::rlimit {
+                    rlim_cur: r.soft(),
+                    rlim_max: r.hard(),
+                },
+                format!("{:?}", r.typ()),
+            )
+        })
+        .collect();
+    let caps = process.capabilities().as_ref().map(cap_masks).transpose()?;
+    let console_size = process.console_size().as_ref().map(|b| libc::winsize {
+        ws_row: b.height() as u16,
+        ws_col: b.width() as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    });
+    let io_priority = process.io_priority().as_ref().map(|p| {
+        use oci_spec::runtime::IOPriorityClass::*;
+        let class = match p.class() {
+            IoprioClassRt => 1,
+            IoprioClassBe => 2,
+            IoprioClassIdle => 3,
+        };
+        (class << 13) | (p.priority() as libc::c_int & 0x1fff)
+    });
+    let listen_fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    let mut env_strings = Vec::with_capacity(env.len() + 1);
+    for e in &env {
+        env_strings.push(cstr_of(e)?);
+    }
+    if listen_fds > 0 && !env.iter().any(|e| e.starts_with("LISTEN_FDS=")) {
+        // Socket activation passes through, as with runc: the fds follow 0-2 and --preserve-fds.
+        env_strings.push(cstr_of(&format!("LISTEN_FDS={listen_fds}"))?);
+    }
+    Ok(ProcessPlan {
+        exec_candidates: exec_candidates(&args[0], &env)?,
+        arg0: args[0].clone(),
+        argv: CArray::new(args.iter().map(|a| cstr_of(a)).collect::<Result<_>>()?),
+        envp: CArray::new(env_strings),
+        cwd: RootPath::new(process.cwd())?,
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask().map(|u| u as libc::mode_t),
+        rlimits,
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        caps,
+        terminal: process.terminal().unwrap_or(false),
+        console_size,
+        preserve_fds: preserve_fds + listen_fds,
+        personality,
+        io_priority,
+    })
+}
+
+fn plan_process(spec: &Spec, preserve_fds: u32) -> Result<ProcessPlan> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("process is missing".into()))?;
+    let personality = match spec.linux().as_ref().and_then(|l| l.personality().clone()) {
+        None => None,
+        Some(p) => {
+            use oci_spec::runtime::LinuxPersonalityDomain::*;
+            if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+                return Err(Error::Unsupported {
+                    field: "linux.personality.flags".into(),
+                    why: "no personality flags are supported".into(),
+                });
+            }
+            Some(match p.domain() {
+                PerLinux => 0x0000,
+                PerLinux32 => 0x0008,
+            })
+        }
+    };
+    plan_process_spec(process, preserve_fds, personality)
+}
+
+fn plan_hooks(hooks: Option<Vec<oci_spec::runtime::Hook>>) -> Result<Vec<HookExec>> {
+    hooks
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let path = cstring(h.path().as_os_str().as_bytes())?;
+            let args = match h.args() {
+                Some(a) if !a.is_empty() => a.iter().map(|s| cstr_of(s)).collect::<Result<_>>()?,
+                _ => vec![path.clone()],
+            };
+            let env = h
+                .env()
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| cstr_of(s))
+                .collect::<Result<_>>()?;
+            Ok(HookExec {
+                path,
+                argv: CArray::new(args),
+                envp: CArray::new(env),
+                timeout_ms: h
+                    .timeout()
+                    .map(|t| t.saturating_mul(1000).min(i32::MAX as i64) as i32)
+                    .unwrap_or(-1),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_path_splits_components() {
+        let p = RootPath::new(Path::new("/dev/pts/")).expect("path");
+        assert_eq!(p.rel.to_bytes(), b"dev/pts");
+        assert_eq!(p.prefixes.len(), 2);
+        assert_eq!(p.prefixes[0].to_bytes(), b"dev");
+        assert_eq!(p.names[1].to_bytes(), b"pts");
+        let root = RootPath::new(Path::new("/")).expect("root");
+        assert_eq!(root.rel.to_bytes(), b".");
+    }
+
+    #[test]
+    fn exec_candidates_follow_path() {
+        let env = vec!["PATH=/bin:/usr/bin/".to_string()];
+        let c = exec_candidates("sh", &env).expect("candidates");
+        assert_eq!(c, vec![c"/bin/sh".to_owned(), c"/usr/bin/sh".to_owned()]);
+        let abs = exec_candidates("/x/y", &env).expect("abs");
+        assert_eq!(abs, vec![c"/x/y".to_owned()]);
+    }
+
+    #[test]
+    fn mount_options_split_into_attrs_propagation_and_data() {
+        let m: Mount = serde_json::from_value(serde_json::json!({
+            "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "ro", "rprivate", "mode=1777", "size=10k", "tmpcopyup"]
+        }))
+        .expect("mount");
+        let mut out = Vec::new();
+        plan_mount(&m, &[], &mut out).expect("plan");
+        let step = &out[0];
+        assert_eq!(step.attr.attr_set, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY);
+        assert_eq!(step.propagation, libc::MS_PRIVATE as u64);
+        assert!(step.propagation_recursive);
+        assert!(step.tmpcopyup);
+        match &step.source {
+            MountSource::New { options, .. } => assert_eq!(options.len(), 2),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn host_sysctls_are_refused() {
+        assert!(plan_sysctl("kernel.panic", "1", &[]).is_err());
+        let netns: Vec<oci_spec::runtime::LinuxNamespace> =
+            serde_json::from_value(serde_json::json!([{"type": "network"}])).expect("ns");
+        let (path, _, _) = plan_sysctl("net.ipv4.ip_forward", "1", &netns).expect("net sysctl");
+        assert_eq!(path.rel.to_bytes(), b"proc/sys/net/ipv4/ip_forward");
+    }
+
+    #[test]
+    fn unknown_rootfs_propagation_is_an_error() {
+        assert!(root_propagation(Some("sideways")).is_err());
+        assert_eq!(root_propagation(None).expect("default").0, (libc::MS_SLAVE | libc::MS_REC) as u64);
+    }
+}
