@@ -84,7 +84,8 @@ fn valid_domain(part: &str) -> bool {
         Some((h, p)) => (h, Some(p)),
         None => (part, None),
     };
-    let host_ok = !host.is_empty()
+    let host_ok = host.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && host.ends_with(|c: char| c.is_ascii_alphanumeric())
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
