@@ -276,6 +276,25 @@ fn assert_json_error_log(log: &std::path::Path, needle: &str) {
 }
 
 #[test]
+fn log_format_json_reports_create_failures() {
+    let mut sb = Sandbox::new("logjsoncreate");
+    sb.config["root"]["path"] = json!("missing-rootfs");
+    sb.save_config();
+    let id = sb.new_id("logcreate");
+    let log = sb.dir.join("create.log");
+    sb.cmd()
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(&sb.bundle)
+        .arg(&id)
+        .output()
+        .failed();
+    assert_json_error_log(&log, "missing-rootfs");
+    sb.assert_nothing_left(&id);
+}
+
+#[test]
 fn log_format_json_writes_error_lines() {
     let sb = Sandbox::new("logjson");
     let id = "no-such-container-for-log";

@@ -247,15 +247,16 @@ impl Output {
         self
     }
 
-    /// Asserts a failure with exactly one non-empty line on stderr that mentions every `needles`
-    /// (case-insensitive).
+    /// Asserts a failure with exactly one non-empty error line on stderr that mentions every
+    /// `needles` (case-insensitive). Warning lines (such as "linux.resources ignored") are not
+    /// part of the error and are not counted.
     #[track_caller]
     pub fn one_line_error(self, needles: &[&str]) -> Self {
         let out = self.failed();
         let lines: Vec<&str> = out
             .stderr
             .lines()
-            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !l.trim().is_empty() && !is_warning_line(l))
             .collect();
         assert_eq!(
             lines.len(),
@@ -282,6 +283,12 @@ impl Output {
             None => self.stdout.clone(),
         }
     }
+}
+
+/// A log line at warning level, in text (`level=warning`, `WARN[...]`, `warning: ...`) or JSON.
+fn is_warning_line(line: &str) -> bool {
+    let lower = line.trim_start().to_lowercase();
+    lower.starts_with("warn") || lower.contains("level=warn") || lower.contains("\"level\":\"warn")
 }
 
 /// A runtime command line being built.
@@ -703,16 +710,22 @@ impl Sandbox {
         });
     }
 
-    /// Waits until the container wrote FILE (a path inside its rootfs) and returns its contents.
+    /// Waits until the container wrote a whole line (ending in a newline) to FILE, a path inside
+    /// its rootfs, and returns the contents. Waiting for the newline, not for the file, avoids
+    /// reading between the shell's create and its write.
     #[track_caller]
     pub fn wait_rootfs_file(&self, file: &str) -> String {
         let path = self.rootfs.join(file.trim_start_matches('/'));
+        let mut contents = String::new();
         wait_until(
-            &format!("{} to appear", path.display()),
+            &format!("a line in {}", path.display()),
             SETTLE_TIMEOUT,
-            || path.exists(),
+            || {
+                contents = fs::read_to_string(&path).unwrap_or_default();
+                contents.ends_with('\n')
+            },
         );
-        fs::read_to_string(&path).unwrap_or_default()
+        contents
     }
 
     /// A scratch directory under the sandbox (host side), for bind sources and hook output.

@@ -62,7 +62,15 @@ fn user_namespace_with_mappings() {
         .as_array_mut()
         .unwrap()
         .retain(|m| m["type"] != json!("cgroup"));
-    let out = sb.run_script("cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user; ls -l /dev/null");
+    // In a user namespace mknod is not allowed: devices are bind mounted from the host.
+    let host_device = std::path::Path::new("/dev/net/tun").exists();
+    if host_device {
+        sb.config["linux"]["devices"] = json!([{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 0o600}]);
+    }
+    let out = sb.run_script(
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user; ls -l /dev/null; \
+         ls -l /dev/net/tun 2>/dev/null || echo no-tun",
+    );
     let lines: Vec<Vec<&str>> = out
         .lines()
         .map(|l| l.split_whitespace().collect())
@@ -75,6 +83,13 @@ fn user_namespace_with_mappings() {
         lines[4][0].starts_with('c'),
         "/dev/null is a character device: {out}"
     );
+    if host_device {
+        assert!(
+            lines[5][0].starts_with('c'),
+            "/dev/net/tun is a character device: {out}"
+        );
+        assert_eq!(lines[5][4..6], ["10,", "200"], "{out}");
+    }
 }
 
 #[test]
