@@ -290,7 +290,7 @@ pub fn runtime_spec(
     user: &ResolvedUser,
     opts: &UnpackOptions,
 ) -> Result<Spec> {
-    let mut spec = Spec::default(); // TEMPBERTH
+    let mut spec = berth::runtime::spec::default_spec(false);
     let cfg = image.config.config().clone().unwrap_or_default();
     let mut args: Vec<String> = cfg.entrypoint().clone().unwrap_or_default();
     if opts.args.is_empty() {
