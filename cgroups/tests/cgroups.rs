@@ -391,7 +391,7 @@ fn block_device() -> Option<(i64, i64)> {
     let entries = std::fs::read_dir("/sys/block").ok()?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("loop") || name.starts_with("zram") || name.starts_with("ram") {
+        if name.starts_with("loop") || name.starts_with("zram") {
             continue;
         }
         let dev = std::fs::read_to_string(entry.path().join("dev")).ok()?;
@@ -721,8 +721,11 @@ fn exec_into_a_busy_v2_leaf_uses_a_sub_cgroup() {
         return;
     };
     let available = read(&unified, "cgroup.controllers");
-    let Some(controller) = available.split_whitespace().next() else {
-        println!("no controller on the v2 leaf: cannot make it busy");
+    // Only a domain controller makes the leaf refuse processes: with just
+    // threaded ones (cpu, cpuset, pids) it could still become a thread root.
+    let threaded = ["cpu", "cpuset", "pids", "perf_event"];
+    let Some(controller) = available.split_whitespace().find(|c| !threaded.contains(c)) else {
+        println!("no domain controller on the v2 leaf: cannot make it busy");
         return;
     };
     std::fs::write(

@@ -1,0 +1,28 @@
+#!/busybox sh
+# Stage 2 of the cgroups test VM, PID 1 on the tmpfs root: cgroup2 as the
+# only hierarchy with every controller enabled at the root, then the test
+# binary; its output and exit code go to /work/results and the VM powers
+# off.
+bb=/busybox
+$bb mount -t tmpfs tmpfs /tmp
+$bb mount -t tmpfs tmpfs /run
+$bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+for controller in $($bb cat /sys/fs/cgroup/cgroup.controllers); do
+    echo "+$controller" >/sys/fs/cgroup/cgroup.subtree_control \
+        || echo "stage2: cannot enable $controller" >>/work/results/output
+done
+{
+    echo "guest: $($bb uname -r), cgroup2 controllers: $($bb cat /sys/fs/cgroup/cgroup.subtree_control)"
+    $bb grep cgroup /proc/self/mountinfo
+} >>/work/results/output
+set --
+while IFS= read -r arg; do
+    [ -n "$arg" ] && set -- "$@" "$arg"
+done </work/args
+cd /work
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin HOME=/root
+./test-binary "$@" >>/work/results/output 2>&1
+echo $? >/work/results/exit.tmp
+$bb mv /work/results/exit.tmp /work/results/exit
+$bb sync
+$bb poweroff -f

@@ -1,0 +1,194 @@
+#!/bin/bash
+# Runs a test binary inside a small qemu VM whose only cgroup hierarchy is
+# cgroup2 (kernel booted with cgroup_no_v1=all, every controller enabled in
+# the root's cgroup.subtree_control), then prints the guest's output and
+# exits with the guest's exit code.
+#
+#   integration/cgroups-vm/run.sh            # the berth-cgroups root tests
+#   integration/cgroups-vm/run.sh BINARY [ARGS...]
+#
+# The kernel is a Debian linux-image package fetched with `apt-get download`
+# and unpacked with `dpkg-deb -x` into the cache (never installed on the
+# host). The guest mounts the host's /usr read-only over virtio-9p (Debian
+# has a merged /usr, so host binaries run unchanged) and a read-write 9p
+# share carrying the test binary and the results. TCG only: /dev/kvm on
+# these machines is a nested paravirtual KVM that cannot run a stock kernel.
+#
+# Environment: BERTH_VM_CACHE (default: <repo>/target/cgroups-vm),
+# BERTH_VM_KERNEL_PKG (default: what linux-image-amd64 depends on),
+# BERTH_VM_MEMORY (MiB, default 1024), BERTH_VM_TIMEOUT (s, default 900).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${BERTH_VM_CACHE:-$repo/target/cgroups-vm}
+memory=${BERTH_VM_MEMORY:-1024}
+timeout_s=${BERTH_VM_TIMEOUT:-900}
+
+die() { echo "cgroups-vm: $*" >&2; exit 2; }
+log() { echo "cgroups-vm: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (it installs packages and the guest tests need root)"
+
+apt_updated=false
+apt_install() {
+    if ! $apt_updated; then
+        apt-get update -qq >&2 || die "apt-get update failed"
+        apt_updated=true
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
+        || die "apt-get install $* failed"
+}
+
+ensure_host_tools() {
+    command -v qemu-system-x86_64 >/dev/null || apt_install qemu-system-x86
+    [ -x /bin/busybox ] && /bin/busybox --list | grep -qx switch_root || apt_install busybox-static
+    command -v dpkg-deb >/dev/null || die "dpkg-deb missing (not a Debian host?)"
+}
+
+# The linux-image package to boot: BERTH_VM_KERNEL_PKG or the one the
+# linux-image-amd64 metapackage currently depends on.
+kernel_package() {
+    if [ -n "${BERTH_VM_KERNEL_PKG:-}" ]; then
+        echo "$BERTH_VM_KERNEL_PKG"
+        return
+    fi
+    local pkg
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+    if [ -z "$pkg" ]; then
+        apt-get update -qq >&2 || die "apt-get update failed"
+        apt_updated=true
+        pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+    fi
+    [ -n "$pkg" ] || die "cannot find which linux-image package linux-image-amd64 depends on"
+    echo "$pkg"
+}
+
+# Downloads and unpacks the kernel package once; prints the unpack dir.
+fetch_kernel() {
+    local pkg=$1 dir="$cache/$1"
+    if [ ! -f "$dir/.unpacked" ]; then
+        log "fetching $pkg (apt-get download, unpacked with dpkg-deb -x, not installed)"
+        rm -rf "$dir" "$cache/download"
+        mkdir -p "$cache/download"
+        (cd "$cache/download" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed"
+        dpkg-deb -x "$cache"/download/*.deb "$dir" || die "dpkg-deb -x failed"
+        rm -rf "$cache/download"
+        touch "$dir/.unpacked"
+    fi
+    echo "$dir"
+}
+
+# The .ko path of a module name within a modules tree (- and _ are the same).
+module_file() {
+    local tree=$1 name=$2 pattern
+    pattern=$(echo "$name" | sed 's/[-_]/[-_]/g')
+    find "$tree" -regextype posix-extended -regex ".*/${pattern}\.ko(\.xz|\.zst)?" | head -n1
+}
+
+# Appends NAME and (first) its dependencies to the load order, once each.
+resolve_module() {
+    local tree=$1 name=$2 file deps dep
+    case " $loaded " in *" $name "*) return ;; esac
+    file=$(module_file "$tree" "$name")
+    [ -n "$file" ] || die "module $name not found in $tree"
+    deps=$(module_bytes "$file" | grep -aoE 'depends=[A-Za-z0-9_,-]*' | head -n1 | cut -d= -f2)
+    for dep in ${deps//,/ }; do
+        resolve_module "$tree" "$dep"
+    done
+    loaded="$loaded $name"
+    module_bytes "$file" >"$initrd_dir/modules/$name.ko"
+    echo "$name.ko" >>"$initrd_dir/modules/order"
+}
+
+module_bytes() {
+    case "$1" in
+        *.xz) xz -dc "$1" ;;
+        *.zst) zstd -dcq "$1" ;;
+        *) cat "$1" ;;
+    esac
+}
+
+build_initramfs() {
+    local kdir=$1 out=$2 tree
+    tree=$(echo "$kdir"/lib/modules/*/kernel)
+    [ -d "$tree" ] || die "no modules in $kdir"
+    initrd_dir=$(mktemp -d "$cache/initrd.XXXXXX")
+    mkdir -p "$initrd_dir"/{bin,modules,proc,sys,dev,newroot}
+    cp /bin/busybox "$initrd_dir/bin/busybox"
+    loaded=""
+    : >"$initrd_dir/modules/order"
+    for m in virtio_pci 9pnet_virtio 9p brd; do
+        resolve_module "$tree" "$m"
+    done
+    cp "$here/guest-init.sh" "$initrd_dir/init"
+    chmod 755 "$initrd_dir/init"
+    (cd "$initrd_dir" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$out.tmp"
+    mv "$out.tmp" "$out"
+    rm -rf "$initrd_dir"
+}
+
+# The compiled berth-cgroups root test binary.
+default_test_binary() {
+    (cd "$repo" && cargo test -p berth-cgroups --test cgroups --no-run --message-format=json 2>/dev/null) |
+        grep '"reason":"compiler-artifact"' | grep '"name":"cgroups"' | grep -o '"executable":"[^"]*"' |
+        tail -n1 | cut -d'"' -f4
+}
+
+main() {
+    ensure_host_tools
+    mkdir -p "$cache"
+    local binary
+    if [ $# -gt 0 ]; then
+        binary=$1
+        shift
+    else
+        binary=$(default_test_binary)
+        [ -n "$binary" ] || die "could not build the berth-cgroups test binary"
+    fi
+    [ -x "$binary" ] || die "test binary $binary is not executable"
+
+    local pkg kdir kernel initrd
+    pkg=$(kernel_package)
+    kdir=$(fetch_kernel "$pkg")
+    kernel=$(echo "$kdir"/boot/vmlinuz-*)
+    [ -f "$kernel" ] || die "no vmlinuz in $kdir/boot"
+    initrd="$kdir/initrd-berth.gz"
+    if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
+        log "building the initramfs"
+        build_initramfs "$kdir" "$initrd"
+    fi
+
+    # The read-write share: test binary, its arguments, results.
+    share=$(mktemp -d "$cache/share.XXXXXX")
+    trap 'rm -rf "$share"' EXIT
+    mkdir -p "$share/results"
+    cp "$binary" "$share/test-binary"
+    cp "$here/guest-stage2.sh" "$share/stage2.sh"
+    printf '%s\n' "$@" >"$share/args"
+
+    log "booting $(basename "$kernel") under TCG (cgroup_no_v1=all)"
+    local start=$SECONDS rc=0
+    timeout "$timeout_s" qemu-system-x86_64 \
+        -accel tcg -cpu max -smp 2 -m "$memory" \
+        -nographic -nic none -no-reboot \
+        -kernel "$kernel" -initrd "$initrd" \
+        -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3" \
+        -virtfs local,path=/usr,mount_tag=hostusr,security_model=passthrough,readonly=on \
+        -virtfs local,path="$share",mount_tag=work,security_model=passthrough \
+        </dev/null >"$cache/console.log" 2>&1 || rc=$?
+    log "VM ran for $((SECONDS - start)) s (qemu exit $rc)"
+
+    if [ ! -f "$share/results/exit" ]; then
+        echo "cgroups-vm: the guest wrote no result; console follows" >&2
+        tail -n 60 "$cache/console.log" >&2
+        exit 3
+    fi
+    cat "$share/results/output"
+    local guest_rc
+    guest_rc=$(cat "$share/results/exit")
+    log "guest exit code $guest_rc"
+    exit "$guest_rc"
+}
+
+main "$@"
