@@ -352,7 +352,7 @@ fn collect_image(
         let data = staging.read_json(&digest, Some(desc.size()), progress)?;
         let value: serde_json::Value =
             serde_json::from_slice(&data).ctx(|| format!("manifest {digest}"))?;
-        if is_index_media_type(&desc.media_type().to_string())
+        if is_index_media_type(desc.media_type().as_ref())
             || (value.get("manifests").is_some() && value.get("layers").is_none())
         {
             let index: ImageIndex =

@@ -288,7 +288,24 @@ fn overlay_dir<W: Write>(dir: &Path, dir_rel: &[u8], out: &mut LayerWriter<W>) -
 
 /// Write the differences from `base` to `new` as a layer tar.
 pub fn write_tree_diff<W: Write>(base: &Path, new: &Path, out: &mut LayerWriter<W>) -> Result<()> {
-    tree_dir(Some(base), new, b"", out)
+    let mut pending = Vec::new();
+    tree_dir(Some(base), new, b"", out, &mut pending)
+}
+
+/// An unchanged directory not yet written: it goes into the layer only
+/// if something below it changes, so that the layer carries the parent's
+/// real owner and mode (an overlay would otherwise show a default one).
+struct PendingDir {
+    rel: Vec<u8>,
+    full: std::path::PathBuf,
+    md: fs::Metadata,
+}
+
+fn flush_pending<W: Write>(pending: &mut Vec<PendingDir>, out: &mut LayerWriter<W>) -> Result<()> {
+    for dir in pending.drain(..) {
+        out.add(&dir.rel, &dir.full, &dir.md)?;
+    }
+    Ok(())
 }
 
 fn tree_dir<W: Write>(
@@ -296,6 +313,7 @@ fn tree_dir<W: Write>(
     new: &Path,
     dir_rel: &[u8],
     out: &mut LayerWriter<W>,
+    pending: &mut Vec<PendingDir>,
 ) -> Result<()> {
     let new_names = sorted_children(new)?;
     for name in &new_names {
@@ -311,17 +329,28 @@ fn tree_dir<W: Write>(
             None => false,
         };
         if !unchanged {
+            flush_pending(pending, out)?;
             out.add(&rel, &full, &md)?;
         }
         if md.is_dir() {
+            let depth = pending.len();
+            if unchanged {
+                pending.push(PendingDir {
+                    rel: rel.clone(),
+                    full: full.clone(),
+                    md: md.clone(),
+                });
+            }
             let base_dir = base_path.filter(|_| base_md.as_ref().is_some_and(|b| b.is_dir()));
-            tree_dir(base_dir.as_deref(), &full, &rel, out)?;
+            tree_dir(base_dir.as_deref(), &full, &rel, out, pending)?;
+            pending.truncate(depth);
         }
     }
     if let Some(base) = base {
         let kept: BTreeSet<&OsString> = new_names.iter().collect();
         for name in sorted_children(base)? {
             if !kept.contains(&name) {
+                flush_pending(pending, out)?;
                 out.whiteout(dir_rel, &name)?;
             }
         }

@@ -31,7 +31,7 @@ pub fn collect(store: &Store) -> Result<GcReport> {
         mark(
             store,
             &digest,
-            &desc.media_type().to_string(),
+            desc.media_type().as_ref(),
             &mut blobs,
             &mut chains,
             0,
@@ -73,7 +73,7 @@ fn mark(
             mark(
                 store,
                 &d,
-                &child.media_type().to_string(),
+                child.media_type().as_ref(),
                 blobs,
                 chains,
                 depth + 1,

@@ -127,7 +127,7 @@ pub fn load_image(store: &Store, desc: &Descriptor, platform: &PlatformSpec) -> 
     for _ in 0..4 {
         let digest = Digest::from_oci(desc.digest())?;
         let data = store.read_blob(&digest)?;
-        if is_index_media_type(&desc.media_type().to_string()) || looks_like_index(&data) {
+        if is_index_media_type(desc.media_type().as_ref()) || looks_like_index(&data) {
             let index: ImageIndex =
                 serde_json::from_slice(&data).ctx(|| format!("image index {digest}"))?;
             desc = select_platform(&index, platform)?;

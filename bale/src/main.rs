@@ -155,6 +155,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output
+    // goes away (`bale images | head`) instead of panicking on EPIPE.
+    // SAFETY: restoring the default disposition installs no handler code.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -14,6 +14,7 @@ use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
 
 /// A temp dir with a fresh tmpfs on it (the root file system here is slow
 /// at creating files right after deleting many), unmounted on drop.
+#[derive(Debug)]
 pub struct Scratch {
     dir: tempfile::TempDir,
 }
@@ -27,6 +28,12 @@ impl Scratch {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
