@@ -371,6 +371,11 @@ impl Cmd {
     /// Starts the command. Stdout and stderr go to files (not pipes) unless given: a container
     /// created by the runtime inherits them and may outlive the runtime.
     pub fn spawn(self) -> Running {
+        self.try_spawn().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like `spawn`, but reports failure instead of panicking (for cleanup code).
+    pub fn try_spawn(self) -> Result<Running, String> {
         let desc = self.description();
         let n = next_seq();
         let stdout_path = self.out_dir.join(format!("cmd-{n}.out"));
@@ -379,13 +384,18 @@ impl Cmd {
         command.args(&self.args);
         command.stdin(self.stdin.unwrap_or_else(Stdio::null));
         let captured_stdout = self.stdout.is_none();
+        let capture = |path: &Path| {
+            fs::File::create(path)
+                .map(Stdio::from)
+                .map_err(|e| format!("create {}: {e}", path.display()))
+        };
         command.stdout(match self.stdout {
             Some(stdio) => stdio,
-            None => Stdio::from(fs::File::create(&stdout_path).expect("create stdout file")),
+            None => capture(&stdout_path)?,
         });
         command.stderr(match self.stderr {
             Some(stdio) => stdio,
-            None => Stdio::from(fs::File::create(&stderr_path).expect("create stderr file")),
+            None => capture(&stderr_path)?,
         });
         let fd_map: Vec<(RawFd, RawFd)> = self
             .extra_fds
@@ -415,21 +425,27 @@ impl Cmd {
         let started = Instant::now();
         let child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn `{desc}`: {e}"));
+            .map_err(|e| format!("spawn `{desc}`: {e}"))?;
         drop(self.extra_fds);
-        Running {
+        Ok(Running {
             child: Some(child),
             desc,
             stdout_path: captured_stdout.then_some(stdout_path),
             stderr_path,
             started,
             timeout: self.timeout,
-        }
+        })
     }
 
     /// Runs the command to completion (bounded by its timeout).
     pub fn output(self) -> Output {
         self.spawn().wait()
+    }
+
+    /// Like `output`, but reports failure instead of panicking (for cleanup code: a panic in a
+    /// destructor while a failed test unwinds would abort the whole test binary).
+    pub fn try_output(self) -> Result<Output, String> {
+        self.try_spawn()?.try_wait()
     }
 }
 
@@ -456,22 +472,35 @@ impl Running {
     }
 
     /// Waits for the command to exit; kills it and panics after its timeout.
-    pub fn wait(mut self) -> Output {
-        let mut child = self.child.take().expect("child present until waited");
+    pub fn wait(self) -> Output {
+        self.try_wait().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like `wait`, but reports a timeout or wait failure instead of panicking.
+    pub fn try_wait(mut self) -> Result<Output, String> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| format!("`{}` was already waited for", self.desc))?;
         let remaining = self.timeout.saturating_sub(self.started.elapsed());
         if !wait_exit(&child, remaining) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`{}` did not finish within {:?}", self.desc, self.timeout);
+            return Err(format!(
+                "`{}` did not finish within {:?}",
+                self.desc, self.timeout
+            ));
         }
-        let status = child.wait().expect("wait for the runtime");
+        let status = child
+            .wait()
+            .map_err(|e| format!("wait for `{}`: {e}", self.desc))?;
         let stdout = self
             .stdout_path
             .as_ref()
             .map(|p| fs::read_to_string(p).unwrap_or_default())
             .unwrap_or_default();
         let stderr = fs::read_to_string(&self.stderr_path).unwrap_or_default();
-        Output {
+        Ok(Output {
             desc: self.desc.clone(),
             code: status.code(),
             signal: status.signal(),
@@ -479,7 +508,7 @@ impl Running {
             stderr,
             stdout_path: self.stdout_path.clone(),
             elapsed: self.started.elapsed(),
-        }
+        })
     }
 }
 
@@ -498,7 +527,8 @@ fn wait_exit(child: &Child, timeout: Duration) -> bool {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if raw < 0 {
-        panic!("pidfd_open({pid}): {}", io::Error::last_os_error());
+        eprintln!("pidfd_open({pid}): {}", io::Error::last_os_error());
+        return false;
     }
     // SAFETY: the syscall just returned this descriptor and nothing else owns it.
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
@@ -520,7 +550,10 @@ pub fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
             Ok(0) => return false,
             Ok(_) => return true,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => panic!("poll: {e}"),
+            Err(e) => {
+                eprintln!("poll: {e}");
+                return false;
+            }
         }
     }
 }
@@ -771,11 +804,14 @@ impl Drop for Sandbox {
         let ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()));
         for id in ids.iter().rev() {
             if self.state_root.join(id).exists() {
-                let _ = self
+                let cleanup = self
                     .cmd()
                     .args(["delete", "--force", id])
                     .timeout(Duration::from_secs(10))
-                    .output();
+                    .try_output();
+                if let Err(e) = cleanup {
+                    eprintln!("cleanup: {e}");
+                }
             }
         }
         kill_processes_inside(&self.dir, self.rootfs_identity);
@@ -878,7 +914,7 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Pids whose root or cwd is the rootfs (by device and inode: a pivoted container reads "/")
-/// or a path under `dir`.
+/// or a path under `dir`, or whose command line names `dir`.
 pub fn processes_inside(dir: &Path, rootfs_identity: (u64, u64)) -> Vec<i32> {
     let me = std::process::id() as i32;
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -897,18 +933,27 @@ pub fn processes_inside(dir: &Path, rootfs_identity: (u64, u64)) -> Vec<i32> {
             continue;
         }
         let proc_dir = entry.path();
-        let inside = ["root", "cwd"].iter().any(|link| {
-            let link = proc_dir.join(link);
-            let by_path = fs::read_link(&link)
-                .map(|target| target.starts_with(dir))
-                .unwrap_or(false);
-            by_path || identity(&link) == Some(rootfs_identity)
-        });
+        // A runtime that forks its init without exec keeps its argv, which names the sandbox.
+        let named = fs::read(proc_dir.join("cmdline"))
+            .map(|cmdline| contains_bytes(&cmdline, dir.as_os_str().as_encoded_bytes()))
+            .unwrap_or(false);
+        let inside = named
+            || ["root", "cwd"].iter().any(|link| {
+                let link = proc_dir.join(link);
+                let by_path = fs::read_link(&link)
+                    .map(|target| target.starts_with(dir))
+                    .unwrap_or(false);
+                by_path || identity(&link) == Some(rootfs_identity)
+            });
         if inside {
             found.push(pid);
         }
     }
     found
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn kill_processes_inside(dir: &Path, rootfs_identity: (u64, u64)) {
