@@ -63,11 +63,14 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     let file = File::open(path).ctx(|| format!("open {}", path.display()))?;
     let mut archive = tar::Archive::new(file);
     let (mut docker, mut oci) = (false, false);
-    for entry in archive
-        .entries_with_seek()
-        .ctx(|| format!("read {}", path.display()))?
-    {
-        let entry = entry.ctx(|| format!("read {}", path.display()))?;
+    let not_tar = || {
+        format!(
+            "{} is not a tar archive or OCI layout directory",
+            path.display()
+        )
+    };
+    for entry in archive.entries_with_seek().ctx(not_tar)? {
+        let entry = entry.ctx(not_tar)?;
         match archive_path(&entry.path_bytes()).as_deref() {
             Some("manifest.json") => docker = true,
             Some("index.json") => oci = true,

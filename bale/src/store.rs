@@ -196,6 +196,15 @@ impl Store {
                 return Ok((full, d.clone()));
             }
         }
+        // Names written by other tools (skopeo `oci:DIR:latest`) may be a
+        // bare tag; match those as written.
+        if let Some(d) = index
+            .manifests()
+            .iter()
+            .find(|d| ref_name(d) == Some(wanted))
+        {
+            return Ok((wanted.to_owned(), d.clone()));
+        }
         let hex = wanted.strip_prefix("sha256:").unwrap_or(wanted);
         if hex.len() >= 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hits: Vec<&Descriptor> = index
