@@ -225,8 +225,11 @@ pub fn mount_overlay(bundle: &Path, lowers: &[PathBuf]) -> Result<()> {
     }
     let upper = bundle.join("upper");
     let work = bundle.join("work");
+    // redirect_dir and metacopy off: the upper dir must hold whole files
+    // and directories for commit to read the change set from it alone;
+    // index off: bundles share lower dirs, which index would tie to one.
     let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off",
         parts.join(":"),
         upper.display(),
         work.display()

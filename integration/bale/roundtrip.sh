@@ -29,6 +29,8 @@ STORE=$W/store
 PASS=0
 bale() { "$BALE" --root "$STORE" "$@"; }
 ok() { PASS=$((PASS + 1)); echo "ok $PASS - $*"; }
+# Reads all its input (unlike grep -q), so writers never see EPIPE.
+has() { grep -e "$1" >/dev/null; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 expect_fail() {
     local what=$1; shift
@@ -69,12 +71,12 @@ umoci config --image umoci-layout:base --config.cmd /bin/sh --config.cmd -c \
 ok "umoci built an image"
 
 # --- import: OCI layout dir, oci-archive, docker-archive (from skopeo) -----
-bale import umoci-layout base:1 | grep -q '^base:1 sha256:' || die "import oci dir"
+bale import umoci-layout base:1 | has '^base:1 sha256:' || die "import oci dir"
 skopeo copy -q oci:umoci-layout:base oci-archive:$W/base-oci.tar:fromskopeo:1
 skopeo copy -q oci:umoci-layout:base docker-archive:$W/base-docker.tar:docker.io/library/fromdocker:1
-bale import "$W/base-oci.tar" | grep -q '^fromskopeo:1 ' || die "import oci-archive"
-bale import "$W/base-docker.tar" | grep -q '^fromdocker:1 ' || die "import docker-archive (name from RepoTags)"
-bale images | grep -q '^fromdocker:1 ' || die "images lists fromdocker:1"
+bale import "$W/base-oci.tar" | has '^fromskopeo:1 ' || die "import oci-archive"
+bale import "$W/base-docker.tar" | has '^fromdocker:1 ' || die "import docker-archive (name from RepoTags)"
+bale images | has '^fromdocker:1 ' || die "images lists fromdocker:1"
 [ "$(bale images --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 3 ] || die "images json"
 ok "imported OCI dir, oci-archive and docker-archive"
 
@@ -119,8 +121,8 @@ bale run --name c1 "${RUNTIME_ARGS[@]}" base:1 sh -c '
     rm -r /data/opq; mkdir /data/opq; echo n > /data/opq/new  # opaque dir
     echo added > /data/added' </dev/null 2>/dev/null
 C1=$STORE/bale/run/c1
-bale commit -m "change data" -a "tester" "$C1" app:2 | grep -q '^app:2 sha256:' || die commit
-bale history app:2 | grep -q 'change data' || die "history entry"
+bale commit -m "change data" -a "tester" "$C1" app:2 | has '^app:2 sha256:' || die commit
+bale history app:2 | has 'change data' || die "history entry"
 bale inspect --format json app:2 | python3 -c '
 import json,sys; i=json.load(sys.stdin)
 assert len(i["layers"]) == 2 and i["config"]["author"] == "tester", i["layers"]'
@@ -135,7 +137,7 @@ want=$(listing "$C1/rootfs")
 ok "commit then unpack reproduces the container's tree (delete file/dir, replace dir, opaque dir)"
 
 # skopeo and umoci read the committed image straight from the store.
-skopeo inspect "oci:$STORE:app:2" | grep -q '"Architecture": "amd64"' || die "skopeo inspect"
+skopeo inspect "oci:$STORE:app:2" | has '"Architecture": "amd64"' || die "skopeo inspect"
 umoci unpack --image "$STORE:app:2" "$W/c-umoci" >/dev/null
 [ "$(listing "$W/c-umoci/rootfs")" = "$want" ] || die "umoci unpack of the committed image differs"
 out=$(bale run --rm "${RUNTIME_ARGS[@]}" app:2 cat /data/added /data/opq/new </dev/null)
@@ -153,8 +155,8 @@ ok "commit of a --copy bundle"
 bale export --format oci-archive -o "$W/app-oci.tar" app:2
 bale export --format docker-archive -o "$W/app-docker.tar" app:2
 skopeo inspect "oci-archive:$W/app-oci.tar:app:2" >/dev/null || die "skopeo reads oci-archive"
-skopeo inspect "docker-archive:$W/app-docker.tar" | grep -q '"Os": "linux"' || die "skopeo reads docker-archive"
-tar -xOf "$W/app-docker.tar" manifest.json | grep -q '"RepoTags":\["app:2"\]' || die "docker-archive RepoTags"
+skopeo inspect "docker-archive:$W/app-docker.tar" | has '"Os": "linux"' || die "skopeo reads docker-archive"
+tar -xOf "$W/app-docker.tar" manifest.json | has '"RepoTags":\["app:2"\]' || die "docker-archive RepoTags"
 skopeo copy -q "docker-archive:$W/app-docker.tar" oci:$W/from-docker:x
 umoci unpack --image $W/from-docker:x "$W/e" >/dev/null
 [ "$(listing "$W/e/rootfs")" = "$want" ] || die "docker-archive export tree"
@@ -197,10 +199,10 @@ ok "image index: linux/amd64 by default, --platform picks another, a missing one
 # --- tag, rm, gc ------------------------------------------------------------
 bale tag app:2 app:latest
 bale rm app:2-zstd multi:arm fromskopeo:1 >/dev/null
-bale gc | grep -q 'removed [1-9]' || die "gc removed nothing"
+bale gc | has 'removed [1-9]' || die "gc removed nothing"
 for img in app:latest base:1 app:3 multi:amd; do bale inspect "$img" >/dev/null || die "gc broke $img"; done
-bale run --rm "${RUNTIME_ARGS[@]}" app:latest cat /data/added </dev/null | grep -q added || die "run after gc"
-bale gc | grep -q 'removed 0 blobs .* and 0 extracted' || die "second gc not empty"
+bale run --rm "${RUNTIME_ARGS[@]}" app:latest cat /data/added </dev/null | has added || die "run after gc"
+bale gc | has 'removed 0 blobs .* and 0 extracted' || die "second gc not empty"
 ok "tag, rm, gc keeps referenced images"
 
 # --- hostile input via the CLI: clear error, store unchanged ----------------
