@@ -18,6 +18,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The kernel refused a value written to a control file.
+    #[error("write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+
     /// No cgroup hierarchy at all is mounted.
     #[error("no cgroup filesystem is mounted (looked in {0})")]
     NoCgroupMounts(PathBuf),
@@ -91,7 +100,9 @@ impl Error {
     /// The errno behind an I/O failure, if this is one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Io { source, .. } | Error::Bpf { source, .. } => source.raw_os_error(),
+            Error::Io { source, .. } | Error::Write { source, .. } | Error::Bpf { source, .. } => {
+                source.raw_os_error()
+            }
             _ => None,
         }
     }

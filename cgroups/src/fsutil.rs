@@ -14,7 +14,11 @@ pub fn write_file(path: &Path, value: &str) -> Result<()> {
         .open(path)
         .map_err(|e| Error::io("open", path, e))?;
     file.write_all(value.as_bytes())
-        .map_err(|e| Error::io("write", path, e))
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            value: value.to_owned(),
+            source,
+        })
 }
 
 /// Reads a control file as a trimmed string.

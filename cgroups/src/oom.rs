@@ -10,6 +10,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Longest sleep between two reads of the counter.
+const RECHECK: Duration = Duration::from_millis(250);
+
 /// Blocks until the container's OOM-kill counter grows.
 #[derive(Debug)]
 pub struct OomWatcher {
@@ -78,7 +81,10 @@ impl OomWatcher {
                 },
                 None => None,
             };
-            self.sleep_until_event(remaining)?;
+            // v1 signals the OOM (under_oom) just before the kill counts
+            // it: re-read at least every RECHECK so that race costs little.
+            let nap = remaining.map_or(RECHECK, |r| r.min(RECHECK));
+            self.sleep_until_event(Some(nap))?;
         }
     }
 
