@@ -342,6 +342,23 @@ fn change_rootfs(rootfs: &Path) {
     fs::create_dir(rootfs.join("opq")).unwrap();
     fs::write(rootfs.join("opq/new"), "new").unwrap();
     fs::write(rootfs.join("keep/b"), "b").unwrap(); // plain additions
+    fs::hard_link(rootfs.join("keep/b"), rootfs.join("keep/b-link")).unwrap();
+    rustix::fs::setxattr(
+        rootfs.join("keep/b"),
+        "user.bale",
+        b"v",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+}
+
+/// Hardlinks and xattrs made in the container survive the cycle.
+fn check_links_and_xattrs(rootfs: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(rootfs.join("keep/b")).unwrap().nlink(), 2);
+    let mut buf = [0u8; 8];
+    let n = rustix::fs::getxattr(rootfs.join("keep/b-link"), "user.bale", &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"v");
 }
 
 fn commit_cycle(mode: RootfsMode, compression: LayerCompression) {
