@@ -393,6 +393,7 @@ fn commit_cycle(mode: RootfsMode, compression: LayerCompression) {
             want,
             "{mode:?} -> {m:?}"
         );
+        check_links_and_xattrs(&again.join("rootfs"));
         bundle::remove_bundle(&store, &again).unwrap();
     }
     bundle::remove_bundle(&store, &b).unwrap();
