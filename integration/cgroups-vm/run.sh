@@ -25,7 +25,12 @@ cache=${BERTH_VM_CACHE:-$repo/target/cgroups-vm}
 memory=${BERTH_VM_MEMORY:-1024}
 timeout_s=${BERTH_VM_TIMEOUT:-900}
 
-die() { echo "cgroups-vm: $*" >&2; exit 2; }
+initrd_dir=""
+die() {
+    echo "cgroups-vm: $*" >&2
+    [ -n "$initrd_dir" ] && rm -rf "$initrd_dir"
+    exit 2
+}
 log() { echo "cgroups-vm: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and the guest tests need root)"
@@ -42,7 +47,8 @@ apt_install() {
 
 ensure_host_tools() {
     command -v qemu-system-x86_64 >/dev/null || apt_install qemu-system-x86
-    [ -x /bin/busybox ] && /bin/busybox --list | grep -qx switch_root || apt_install busybox-static
+    # The initramfs needs the static busybox (Debian's plain one is dynamic).
+    dpkg -s busybox-static >/dev/null 2>&1 || apt_install busybox-static
     command -v dpkg-deb >/dev/null || die "dpkg-deb missing (not a Debian host?)"
 }
 
@@ -126,6 +132,7 @@ build_initramfs() {
     (cd "$initrd_dir" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$out.tmp"
     mv "$out.tmp" "$out"
     rm -rf "$initrd_dir"
+    initrd_dir=""
 }
 
 # The compiled berth-cgroups root test binary.
