@@ -445,6 +445,16 @@ impl Manager {
         }
     }
 
+    /// Whether someone asked for the cgroup to be frozen (pause), even if
+    /// the kernel has not finished, or a killed task briefly left the
+    /// frozen state (v2 lets fatal signals through).
+    pub fn freeze_requested(&self) -> Result<bool> {
+        match self.freezer()? {
+            Freezer::V1(dir) => Ok(read_file(&dir.join("freezer.state"))? != "THAWED"),
+            Freezer::V2(dir) => Ok(read_file(&dir.join("cgroup.freeze"))? == "1"),
+        }
+    }
+
     fn freezer(&self) -> Result<Freezer<'_>> {
         if let Some(dir) = self.v1_dir("freezer") {
             return Ok(Freezer::V1(dir));
@@ -513,7 +523,10 @@ impl Manager {
                 }
             }
         }
-        let froze = self.freezer().is_ok() && self.freeze().is_ok();
+        // A paused container stays paused: only freeze (and thaw) here if
+        // it was running.
+        let running = self.freezer().is_ok() && !self.freeze_requested().unwrap_or(true);
+        let froze = running && self.freeze().is_ok();
         let result = self.signal_each(signal);
         if froze {
             self.thaw()?;
@@ -559,7 +572,7 @@ impl Manager {
             return Ok(());
         }
         // A frozen cgroup would keep SIGKILLed processes alive.
-        if self.freezer().is_ok() && self.is_frozen().unwrap_or(false) {
+        if self.freezer().is_ok() && self.freeze_requested().unwrap_or(false) {
             self.thaw()?;
         }
         self.kill_all(libc::SIGKILL)?;

@@ -677,7 +677,13 @@ fn kill_all_reaches_every_process() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(cg.manager.pids().unwrap().len(), 3);
+    // kill_all must not resume a paused container by itself (v1 delivers
+    // the signals on resume; v2 lets fatal ones through at once).
+    cg.manager.freeze().unwrap();
     cg.manager.kill_all(libc::SIGTERM).unwrap();
+    assert!(cg.manager.freeze_requested().unwrap());
+    cg.manager.thaw().unwrap();
+    assert!(!cg.manager.freeze_requested().unwrap());
     let status = held
         .wait_timeout(Duration::from_secs(5))
         .expect("SIGTERM ignored");
