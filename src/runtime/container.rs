@@ -158,6 +158,13 @@ impl Container {
         })
     }
 
+    /// The descriptor holding the lock; the init closes its inherited copy at once, or
+    /// the lock would live on in the init until exec.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -323,7 +330,7 @@ mod tests {
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1_795_000_000, 0), "2026-11-18T08:26:40.000000000Z");
+        assert_eq!(rfc3339(1_795_000_000, 0), "2026-11-18T11:06:40.000000000Z");
     }
 
     #[test]

@@ -193,6 +193,7 @@ fn spawn_init(
         fifo: fifo.as_raw_fd(),
         console_socket: console_fd,
         join: join_fds.iter().map(|f| f.as_raw_fd()).collect(),
+        lock: container.lock_fd(),
     };
     // Allocated before the clone: the init receives the hooks' state JSON into it.
     let mut state_buf = Vec::with_capacity(256 * 1024);

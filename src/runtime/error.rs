@@ -5,11 +5,11 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call or file operation failed; `context` says what berth was doing.
-    #[error("{context}: {source}")]
+    #[error("{context}: {err}")]
     Io {
         context: String,
-        // Not #[source]: the message already carries it, and anyhow would repeat it.
-        source: io::Error,
+        // Not named `source`: the message carries it already, and anyhow would repeat it.
+        err: io::Error,
     },
     /// config.json (or a process.json) is unreadable, malformed or breaks a rule of the spec.
     #[error("invalid config: {0}")]
@@ -43,9 +43,9 @@ pub trait Context<T> {
 
 impl<T> Context<T> for io::Result<T> {
     fn ctx<S: Into<String>>(self, context: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|err| Error::Io {
             context: context().into(),
-            source,
+            err,
         })
     }
 }
@@ -54,7 +54,7 @@ impl<T> Context<T> for nix::Result<T> {
     fn ctx<S: Into<String>>(self, context: impl FnOnce() -> S) -> Result<T> {
         self.map_err(|errno| Error::Io {
             context: context().into(),
-            source: io::Error::from_raw_os_error(errno as i32),
+            err: io::Error::from_raw_os_error(errno as i32),
         })
     }
 }

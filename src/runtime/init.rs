@@ -140,6 +140,8 @@ pub struct InitFds {
     pub console_socket: Option<RawFd>,
     /// One per `plan.join` entry, in the same order.
     pub join: Vec<RawFd>,
+    /// The parent's copy of the container lock: closed first thing.
+    pub lock: RawFd,
 }
 
 fn send(fd: RawFd, kind: u32, step: u32, index: u32, value: i32) -> io::Result<()> {
@@ -205,6 +207,7 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     // feed hooks their state (restored before exec); umask 0 so devices and mount points get
     // exactly the modes asked for.
     unsafe {
+        libc::close(fds.lock);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         libc::umask(0);
     }

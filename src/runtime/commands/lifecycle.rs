@@ -40,7 +40,7 @@ pub fn start_container(container: &Container) -> Result<()> {
             Some(libc::ENXIO) => Error::State("the container init is no longer waiting".into()),
             _ => Error::Io {
                 context: format!("opening {}", path.display()),
-                source: e,
+                err: e,
             },
         })?;
     fifo.write_all(b"0").ctx(|| "releasing the container init")?;
