@@ -1,0 +1,64 @@
+# berth and bale. Run as root on Debian 12.
+CARGO ?= cargo
+RUNTIME ?= $(CURDIR)/target/release/berth
+DEMO := $(CURDIR)/target/demo
+
+.PHONY: all build release demo deps test test-unit test-integration test-bale test-cgroups test-cgroups-vm \
+        conformance test-clients bench install clean-demo
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p berth -p bale
+
+# Packages the tests and the demo need (Debian 12).
+deps:
+	@missing=""; for p in busybox-static runc umoci skopeo; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
+
+# Build berth, make a busybox-static bundle and run a container in it.
+demo: release
+	@dpkg -s busybox-static >/dev/null 2>&1 || (apt-get update && apt-get install -y busybox-static)
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin $(DEMO)/rootfs/proc $(DEMO)/rootfs/sys $(DEMO)/rootfs/dev $(DEMO)/rootfs/tmp $(DEMO)/rootfs/etc
+	@cp /bin/busybox $(DEMO)/rootfs/bin/busybox
+	@for a in $$(/bin/busybox --list); do [ "$$a" = busybox ] || ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
+	@echo 'root:x:0:0:root:/root:/bin/sh' > $(DEMO)/rootfs/etc/passwd
+	@echo 'root:x:0:' > $(DEMO)/rootfs/etc/group
+	@cd $(DEMO) && $(RUNTIME) spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$$/"sh", "-c", "echo Hello from a berth container: $$(hostname), pid $$$$, uid $$(id -u); uname -r"/' config.json
+	cd $(DEMO) && $(RUNTIME) --root $(DEMO)/state run demo-$$$$
+
+# Every test: unit tests of every package, then real containers as root.
+test: deps build test-unit test-integration test-bale test-cgroups test-cgroups-vm
+
+test-unit:
+	$(CARGO) test --workspace --lib --bins
+
+test-integration:
+	$(CARGO) test -p berth --test integration -- --test-threads=2
+
+test-bale:
+	$(CARGO) test -p bale
+	integration/bale/roundtrip.sh target/debug/bale
+
+test-cgroups:
+	$(CARGO) test -p berth-cgroups
+
+test-cgroups-vm:
+	integration/cgroups-vm/run.sh
+
+conformance:
+	@echo "conformance suite: not written yet (issue 6)"; exit 1
+
+test-clients:
+	@echo "client suite: not written yet (issue 7)"; exit 1
+
+bench:
+	@echo "benchmarks: not written yet (issue 10)"; exit 1
+
+install: release
+	install -m 0755 target/release/berth /usr/local/sbin/berth
+	install -m 0755 target/release/bale /usr/local/bin/bale
