@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 /// How long one runtime command may take before the harness kills it and fails the test.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the harness waits for a state change it expects soon (a status, a file).
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -286,7 +286,7 @@ impl Output {
 }
 
 /// A log line at warning level, in text (`level=warning`, `WARN[...]`, `warning: ...`) or JSON.
-fn is_warning_line(line: &str) -> bool {
+pub fn is_warning_line(line: &str) -> bool {
     let lower = line.trim_start().to_lowercase();
     lower.starts_with("warn") || lower.contains("level=warn") || lower.contains("\"level\":\"warn")
 }

@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::{json, Value};
 
-use crate::harness::{Sandbox, SETTLE_TIMEOUT};
+use crate::harness::{is_warning_line, Sandbox, SETTLE_TIMEOUT};
 
 const SLEEPER: &str = "sleep 60";
 
@@ -318,6 +318,13 @@ fn run_keep_leaves_a_stopped_container() {
     sb.assert_nothing_left(&id);
 }
 
+/// The container's lines on a stderr it shares with the runtime (whose warnings may be there too).
+fn container_stderr(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !is_warning_line(l))
+        .collect()
+}
+
 #[test]
 fn foreground_run_connects_stdio() {
     let mut sb = Sandbox::new("stdiorun");
@@ -331,7 +338,7 @@ fn foreground_run_connects_stdio() {
         .output()
         .ok();
     assert_eq!(out.stdout.trim(), "line-from-stdin");
-    assert_eq!(out.stderr.trim(), "to-stderr");
+    assert_eq!(container_stderr(&out.stderr), ["to-stderr"]);
     sb.assert_nothing_left(&id);
 }
 
@@ -374,7 +381,7 @@ fn created_container_inherits_stdio_unchanged() {
         ["line-from-stdin", format!("pipe:[{pipe_inode}]").as_str()],
         "stdout is our pipe, not a relay"
     );
-    assert_eq!(err_text.trim(), "to-stderr");
+    assert_eq!(container_stderr(&err_text), ["to-stderr"]);
     sb.wait_status(&id, "stopped");
     sb.rt(&["delete", &id]).ok();
     sb.assert_nothing_left(&id);
@@ -407,31 +414,36 @@ fn create_accepts_no_new_keyring_and_no_pivot() {
     sb.assert_nothing_left(&id);
 }
 
+/// `state` racing `start`, then `delete --force` racing itself: every state read is whole
+/// JSON, the start succeeds, and the deletes leave nothing behind. (Two concurrent `start`s are
+/// not raced here: runc 1.1.5 can hang the loser on its exec fifo.)
 #[test]
 fn concurrent_commands_on_one_id_do_not_corrupt_state() {
     let mut sb = Sandbox::new("concurrent");
     let (id, _) = sb.create_script("conc", SLEEPER);
-    let runs: Vec<_> = (0..6)
-        .map(|i| {
-            let args: Vec<&str> = if i % 2 == 0 {
-                vec!["state", &id]
-            } else {
-                vec!["start", &id]
-            };
-            sb.cmd().args(&args).spawn()
-        })
+    let start = sb.cmd().args(["start", &id]).spawn();
+    let states: Vec<_> = (0..5)
+        .map(|_| sb.cmd().args(["state", &id]).spawn())
         .collect();
-    let outs: Vec<_> = runs.into_iter().map(|r| r.wait()).collect();
-    let starts_ok = outs
-        .iter()
-        .filter(|o| o.desc.contains(" start ") && o.success())
-        .count();
-    assert_eq!(starts_ok, 1, "exactly one concurrent start wins: {outs:#?}");
-    for out in outs.iter().filter(|o| o.desc.contains(" state ")) {
-        let state: Value = serde_json::from_str(&out.stdout).expect("state stays valid JSON");
+    start.wait().ok();
+    for out in states.into_iter().map(|r| r.wait().ok()) {
+        let state: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!("state under concurrency is not JSON ({e}): {}", out.stdout)
+        });
         assert_eq!(state["id"], json!(id));
+        let status = state["status"].as_str().unwrap_or_default();
+        assert!(["created", "running"].contains(&status), "{state}");
     }
     sb.wait_status(&id, "running");
-    sb.rt(&["delete", "--force", &id]).ok();
+
+    let deletes: Vec<_> = (0..3)
+        .map(|_| sb.cmd().args(["delete", "--force", &id]).spawn())
+        .collect();
+    let outs: Vec<_> = deletes.into_iter().map(|r| r.wait()).collect();
+    assert!(
+        outs.iter().any(|o| o.success()),
+        "no delete succeeded: {outs:#?}"
+    );
+    sb.rt(&["state", &id]).failed();
     sb.assert_nothing_left(&id);
 }

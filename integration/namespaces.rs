@@ -13,11 +13,13 @@ fn host_ns(kind: &str) -> String {
         .to_string()
 }
 
+/// Adds a namespace of `ns["type"]` to the config, replacing one of the same type if present.
 fn add_namespace(sb: &mut Sandbox, ns: serde_json::Value) {
-    sb.config["linux"]["namespaces"]
+    let list = sb.config["linux"]["namespaces"]
         .as_array_mut()
-        .expect("namespaces array")
-        .push(ns);
+        .expect("namespaces array");
+    list.retain(|existing| existing["type"] != ns["type"]);
+    list.push(ns);
 }
 
 #[test]
