@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use berth::runtime::commands::{info, lifecycle, run};
+use berth::runtime::commands::{cgroup, info, lifecycle, run};
 use berth::runtime::create::{self, CreateOptions};
 use berth::runtime::{log, signal};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -27,7 +27,7 @@ struct Cli {
     debug: bool,
     /// Accepted for runc compatibility: cgroups through systemd
     #[arg(long = "systemd-cgroup")]
-    _systemd_cgroup: bool,
+    systemd_cgroup: bool,
     /// Accepted for runc compatibility (true, false or auto)
     #[arg(id = "global_rootless", long = "rootless", num_args = 0..=1, default_missing_value = "true")]
     _rootless: Option<String>,
@@ -129,6 +129,68 @@ enum Command {
     },
     /// Print the features this build supports, as JSON
     Features,
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List the processes of a container
+    Ps {
+        /// table or json
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Options passed to ps (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change a running container's resource limits
+    Update(UpdateArgs),
+    /// Print container events (stats, OOM kills) as JSON lines
+    Events {
+        /// Print one stats event and exit
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events (e.g. 5s, 500ms)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// linux.resources JSON from a file, or - for stdin
+    #[arg(short = 'r', long)]
+    resources: Option<PathBuf>,
+    #[arg(long)]
+    memory: Option<String>,
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    #[arg(long = "kernel-memory", hide = true)]
+    kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    kernel_memory_tcp: Option<String>,
+    #[arg(long = "cpu-shares")]
+    cpu_shares: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    id: String,
 }
 
 /// runc (urfave/cli) also accepts long flags with one dash (`-root`); clap wants two.
@@ -177,7 +239,92 @@ fn create_options(root: PathBuf, a: CreateArgs) -> CreateOptions {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         keep_console: false,
+        systemd_cgroup: false,
     }
+}
+
+/// The linux.resources patch `update` applies: the -r JSON, then each flag over it.
+fn update_patch(a: &UpdateArgs) -> anyhow::Result<serde_json::Value> {
+    let mut patch = match &a.resources {
+        Some(p) if p.as_os_str() == "-" => {
+            serde_json::from_reader(std::io::stdin().lock()).context("parsing resources from stdin")?
+        }
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            serde_json::from_reader(f).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => serde_json::json!({}),
+    };
+    let mut set = |section: &str, key: &str, value: serde_json::Value| {
+        patch[section][key] = value;
+    };
+    if let Some(v) = &a.memory {
+        set("memory", "limit", cgroup::parse_bytes(v)?.into());
+    }
+    if let Some(v) = &a.memory_swap {
+        set("memory", "swap", cgroup::parse_bytes(v)?.into());
+    }
+    if let Some(v) = &a.memory_reservation {
+        set("memory", "reservation", cgroup::parse_bytes(v)?.into());
+    }
+    if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
+        log::warn("kernel memory limits are deprecated and ignored");
+    }
+    if let Some(v) = a.cpu_shares {
+        set("cpu", "shares", v.into());
+    }
+    if let Some(v) = a.cpu_quota {
+        set("cpu", "quota", v.into());
+    }
+    if let Some(v) = a.cpu_period {
+        set("cpu", "period", v.into());
+    }
+    if let Some(v) = a.cpu_rt_period {
+        set("cpu", "realtimePeriod", v.into());
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", v.into());
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        set("cpu", "cpus", v.clone().into());
+    }
+    if let Some(v) = &a.cpuset_mems {
+        set("cpu", "mems", v.clone().into());
+    }
+    if let Some(v) = a.pids_limit {
+        set("pids", "limit", v.into());
+    }
+    if let Some(v) = a.blkio_weight {
+        set("blockIO", "weight", v.into());
+    }
+    Ok(patch)
+}
+
+/// Parses `5s`, `500ms`, `1m` or a bare number of seconds.
+fn parse_interval(s: &str) -> anyhow::Result<std::time::Duration> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().with_context(|| format!("invalid interval {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => anyhow::bail!("invalid interval {s:?}"),
+    };
+    if secs <= 0.0 {
+        anyhow::bail!("invalid interval {s:?}");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Writes to stdout; a closed pipe (`berth list | head`) is not an error worth a panic.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -189,16 +336,23 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     if cli.version {
-        println!("berth version {}\nspec: {}", env!("CARGO_PKG_VERSION"), berth::runtime::container::OCI_VERSION);
+        out(&format!(
+            "berth version {}\nspec: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            berth::runtime::container::OCI_VERSION
+        ));
         return Ok(0);
     }
     let root = cli.root;
+    let systemd_cgroup = cli.systemd_cgroup;
     let Some(command) = cli.command else {
         anyhow::bail!("no command given: see berth --help");
     };
     match command {
         Command::Create(a) => {
-            let created = create::create(&create_options(root, a))?;
+            let mut opts = create_options(root, a);
+            opts.systemd_cgroup = systemd_cgroup;
+            let created = create::create(&opts)?;
             drop(created);
         }
         Command::Start { id } => lifecycle::start(&root, &id)?,
@@ -214,8 +368,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             keep,
             no_subreaper,
         } => {
+            let mut create = create_options(root, create);
+            create.systemd_cgroup = systemd_cgroup;
             let code = run::run(run::RunOptions {
-                create: create_options(root, create),
+                create,
                 detach,
                 keep,
                 no_subreaper,
@@ -226,18 +382,42 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let states = info::list(&root)?;
             if quiet {
                 for s in &states {
-                    println!("{}", s.id);
+                    out(&format!("{}\n", s.id));
                 }
             } else if format == "json" {
                 print_json(&states)?;
             } else if format == "table" {
-                print!("{}", info::format_table(&states));
+                out(&info::format_table(&states));
             } else {
                 anyhow::bail!("invalid format option {format:?}: table or json");
             }
         }
         Command::Spec { bundle, rootless } => info::write_spec(&bundle, rootless)?,
         Command::Features => print_json(&info::features())?,
+        Command::Pause { id } => cgroup::pause(&root, &id)?,
+        Command::Resume { id } => cgroup::resume(&root, &id)?,
+        Command::Ps { format, id, ps_args } => {
+            let pids = cgroup::pids(&root, &id)?;
+            match format.as_str() {
+                "json" => print_json(&pids)?,
+                "table" => out(&cgroup::ps_table(&pids, &ps_args)?),
+                other => anyhow::bail!("invalid format option {other:?}: table or json"),
+            }
+        }
+        Command::Update(a) => cgroup::update(&root, &a.id, update_patch(&a)?)?,
+        Command::Events { stats, interval, id } => {
+            if stats {
+                let data = cgroup::stats(&root, &id)?;
+                out(&format!("{}\n", serde_json::json!({"type": "stats", "id": id, "data": data})));
+            } else {
+                let interval = parse_interval(&interval)?;
+                cgroup::events(&root, &id, interval, |event| {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{event}");
+                    let _ = out.flush();
+                })?;
+            }
+        }
     }
     Ok(0)
 }

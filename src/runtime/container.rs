@@ -61,6 +61,9 @@ pub struct Saved {
     pub owner: String,
     /// The config the container was created with (hooks, namespaces for exec).
     pub config: Spec,
+    /// The container's cgroups, as resolved and created at create time.
+    #[serde(default)]
+    pub cgroup: Option<berth_cgroups::Manager>,
 }
 
 /// The OCI state document (`berth state`, hooks' stdin, `list --format json`).
@@ -189,16 +192,9 @@ impl Container {
         Ok(())
     }
 
-    /// The container's status, read from the live process and the exec fifo.
+    /// The container's status, read from the live process, the exec fifo and the freezer.
     pub fn status(&self) -> Result<Status> {
-        let saved = self.saved()?;
-        if !process_alive(saved.pid, saved.pid_start_time) {
-            return Ok(Status::Stopped);
-        }
-        if self.fifo_path().exists() {
-            return Ok(Status::Created);
-        }
-        Ok(Status::Running)
+        Ok(status_of(self.saved()?, &self.dir))
     }
 
     /// The OCI state document as of now.
@@ -211,6 +207,27 @@ impl Container {
     /// Removes the container's directory (the lock goes with it).
     pub fn remove(self) -> Result<()> {
         fs::remove_dir_all(&self.dir).ctx(|| format!("removing {}", self.dir.display()))
+    }
+}
+
+/// The status of the container saved in `dir`: stopped once its init is gone (a zombie
+/// counts as gone), created while the init waits on the exec fifo, paused while its
+/// cgroup is frozen, else running.
+pub fn status_of(saved: &Saved, dir: &Path) -> Status {
+    if !process_alive(saved.pid, saved.pid_start_time) {
+        return Status::Stopped;
+    }
+    if dir.join(EXEC_FIFO).exists() {
+        return Status::Created;
+    }
+    let frozen = saved
+        .cgroup
+        .as_ref()
+        .is_some_and(|cg| cg.freeze_requested().unwrap_or(false));
+    if frozen {
+        Status::Paused
+    } else {
+        Status::Running
     }
 }
 

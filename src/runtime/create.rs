@@ -13,6 +13,7 @@ use super::container::{self, Container, Saved, Status};
 use super::error::{Context, Error, Result};
 use super::init::{self, msg, Fail, InitFds, Step};
 use super::plan::{self, InitPlan, PlanOptions};
+use berth_cgroups::{CgroupConfig, Layout, Manager};
 use super::{hooks, log, spec, sys};
 
 pub struct CreateOptions {
@@ -24,6 +25,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: cgroupsPath is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
     /// `run` in the foreground with a terminal and no console socket: berth receives the
     /// pty master itself and proxies it.
     pub keep_console: bool,
@@ -44,7 +47,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     let spec = spec::load(&bundle)?;
     spec::validate(&spec)?;
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
-    warn_unimplemented_resources(&spec);
+    let cgroup = resolve_cgroup(&spec, opts)?;
+    let cgroup_dirs: Vec<PathBuf> = cgroup
+        .v1_dirs()
+        .iter()
+        .map(|d| d.dir.clone())
+        .chain(cgroup.unified_dir().map(Path::to_path_buf))
+        .collect();
     let plan = plan::build(
         &spec,
         &rootfs,
@@ -53,6 +62,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             no_new_keyring: opts.no_new_keyring,
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
+            cgroup_dirs: &cgroup_dirs,
         },
     )?;
     let console = console_channel(opts, plan.process.terminal)?;
@@ -68,8 +78,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         created: container::now_rfc3339(),
         owner: owner_name(),
         config: spec,
+        cgroup: None,
     };
-    match spawn_init(&mut container, saved, &plan, console, &join_fds, opts) {
+    match spawn_init(&mut container, saved, cgroup, &plan, console, &join_fds, opts) {
         Ok((pid, pidfd, master)) => Ok(Created {
             container,
             pid,
@@ -83,16 +94,37 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     }
 }
 
-/// The cgroup manager is not written yet: resources are accepted with a warning.
-fn warn_unimplemented_resources(spec: &oci_spec::runtime::Spec) {
-    if let Some(linux) = spec.linux() {
-        if linux.resources().is_some() {
-            log::warn("linux.resources is not applied yet: berth has no cgroup manager yet");
-        }
-        if linux.cgroups_path().is_some() {
-            log::warn("linux.cgroupsPath is not applied yet: berth has no cgroup manager yet");
-        }
+/// Resolves the container's cgroup (linux.cgroupsPath, runc's rules); creates nothing yet.
+fn resolve_cgroup(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Result<Manager> {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.display().to_string());
+    let manager = Manager::new(&CgroupConfig {
+        cgroups_path: path.as_deref(),
+        container_id: &opts.id,
+        systemd: opts.systemd_cgroup,
+    })?;
+    for warning in manager.warnings() {
+        log::warn(warning);
     }
+    Ok(manager)
+}
+
+/// Makes the cgroup and applies linux.resources (device rules included).
+fn create_cgroup(cgroup: &mut Manager, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    cgroup.create()?;
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    if let Err(e) = cgroup.apply(&resources) {
+        let _ = cgroup.destroy();
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 fn owner_name() -> String {
@@ -175,13 +207,37 @@ type Spawned = (i32, OwnedFd, Option<OwnedFd>);
 
 fn spawn_init(
     container: &mut Container,
-    mut saved: Saved,
+    saved: Saved,
+    mut cgroup: Manager,
     plan: &InitPlan,
     console: ConsoleChannel,
     join_fds: &[File],
     opts: &CreateOptions,
 ) -> Result<Spawned> {
     let fifo = make_exec_fifo(container)?;
+    create_cgroup(&mut cgroup, &saved.config)?;
+    match spawn_in_cgroup(container, saved, &cgroup, plan, console, join_fds, opts, fifo) {
+        Ok(spawned) => Ok(spawned),
+        Err(e) => {
+            if let Err(ce) = cgroup.destroy() {
+                log::warn(&format!("removing the cgroup of a failed create: {ce}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_in_cgroup(
+    container: &mut Container,
+    mut saved: Saved,
+    cgroup: &Manager,
+    plan: &InitPlan,
+    console: ConsoleChannel,
+    join_fds: &[File],
+    opts: &CreateOptions,
+    fifo: File,
+) -> Result<Spawned> {
     let (parent_sock, child_sock) = sync_pair()?;
     let console_fd = match &console {
         ConsoleChannel::None => None,
@@ -197,8 +253,21 @@ fn spawn_init(
     };
     // Allocated before the clone: the init receives the hooks' state JSON into it.
     let mut state_buf = Vec::with_capacity(256 * 1024);
-    let clone_flags = if plan.all_new() { plan.new_ns_flags } else { 0 };
-    let (clone_pid, clone_pidfd) = match sys::clone3_fork(clone_flags as u64, None)
+    // The cgroup namespace is unshared by the init once it is in its cgroups.
+    let clone_flags = if plan.all_new() {
+        plan.new_ns_flags & !libc::CLONE_NEWCGROUP
+    } else {
+        0
+    };
+    // On a pure v2 host the init is born in its cgroup (CLONE_INTO_CGROUP).
+    let into_cgroup = match cgroup.layout() {
+        Layout::Unified => cgroup.v2_dir_fd(),
+        _ => None,
+    };
+    let (clone_pid, clone_pidfd) = match sys::clone3_fork(
+        clone_flags as u64,
+        into_cgroup.as_ref().map(|f| f.as_raw_fd()),
+    )
         .ctx(|| "clone3 of the container init")?
     {
         sys::Forked::Child => init::run(plan, &fds, &mut state_buf),
@@ -214,6 +283,11 @@ fn spawn_init(
     };
     let result = (|| {
         init.handshake_namespaces(plan)?;
+        if into_cgroup.is_none() {
+            // Before GO: the init runs no user code and has not made its cgroup namespace yet.
+            cgroup.add_process(init.pid)?;
+        }
+        saved.cgroup = Some(cgroup.clone());
         write_oom_score_adj(init.pid, plan.oom_score_adj)?;
         saved.pid = init.pid;
         saved.pid_start_time = container::proc_stat(init.pid)

@@ -29,12 +29,21 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Hook(String),
+    /// The cgroup manager refused (a limit the kernel rejected, a missing controller...).
+    #[error("cgroup: {0}")]
+    Cgroup(String),
     /// The container's init reported a failure while setting the container up.
     #[error("container init failed: {0}")]
     Init(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<berth_cgroups::Error> for Error {
+    fn from(e: berth_cgroups::Error) -> Error {
+        Error::Cgroup(e.to_string())
+    }
+}
 
 /// Adds what berth was doing to an I/O or syscall error.
 pub trait Context<T> {

@@ -224,6 +224,12 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     }
     expect(fds.sync, msg::GO)?;
     receive_state(fds.sync, state_buf)?;
+    // The cgroup namespace is made only now, once the parent has put us in the
+    // container's cgroups, so its root is the container's cgroup.
+    // SAFETY: unshare is a plain syscall.
+    if plan.new_ns_flags & libc::CLONE_NEWCGROUP != 0 && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
+        return Err(last(Step::Unshare, 2));
+    }
     set_names(plan)?;
     join_session_keyring(plan)?;
 
@@ -308,7 +314,7 @@ fn enter_namespaces(plan: &InitPlan, fds: &InitFds) -> R<()> {
             return Err(last(Step::SetNs, i));
         }
     }
-    let rest = plan.new_ns_flags & !libc::CLONE_NEWUSER;
+    let rest = plan.new_ns_flags & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP);
     // SAFETY: unshare is a plain syscall.
     if rest != 0 && unsafe { libc::unshare(rest) } < 0 {
         return Err(last(Step::Unshare, 1));

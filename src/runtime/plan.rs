@@ -235,6 +235,9 @@ pub struct PlanOptions<'a> {
     pub no_new_keyring: bool,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// The container's own cgroup directories (what a `cgroup` mount binds without a
+    /// cgroup namespace).
+    pub cgroup_dirs: &'a [std::path::PathBuf],
 }
 
 pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan> {
@@ -296,7 +299,7 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
     let mounts_spec = spec.mounts().clone().unwrap_or_default();
     let mut mounts = Vec::new();
     for m in &mounts_spec {
-        plan_mount(m, &namespaces, &mut mounts)?;
+        plan_mount(m, &namespaces, opts.cgroup_dirs, &mut mounts)?;
     }
     let dev_bound_from_host = mounts_spec.iter().any(|m| {
         m.destination() == Path::new("/dev") && is_bind(m)
@@ -482,6 +485,7 @@ fn ignored_option(opt: &str) -> bool {
 fn plan_mount(
     m: &Mount,
     namespaces: &[oci_spec::runtime::LinuxNamespace],
+    cgroup_dirs: &[std::path::PathBuf],
     out: &mut Vec<MountStep>,
 ) -> Result<()> {
     let fstype = m.typ().clone().unwrap_or_default();
@@ -558,7 +562,7 @@ fn plan_mount(
         return Ok(());
     }
     if fstype == "cgroup" || fstype == "cgroup2" {
-        return plan_cgroup_mount(step, namespaces, out);
+        return plan_cgroup_mount(step, namespaces, cgroup_dirs, out);
     }
     if fstype.is_empty() {
         return Err(Error::Config(format!(
@@ -622,6 +626,7 @@ fn own_cgroups() -> HashMap<String, String> {
 fn plan_cgroup_mount(
     base: MountStep,
     namespaces: &[oci_spec::runtime::LinuxNamespace],
+    cgroup_dirs: &[std::path::PathBuf],
     out: &mut Vec<MountStep>,
 ) -> Result<()> {
     let cgroupns = namespaces
@@ -681,9 +686,16 @@ fn plan_cgroup_mount(
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let own_path = own.get(&key).cloned().unwrap_or_else(|| "/".into());
+        // The container's own directory in this hierarchy; berth's when it has none there.
+        let source = match cgroup_dirs.iter().find(|d| d.starts_with(mount_point)) {
+            Some(dir) => dir.display().to_string(),
+            None => {
+                let own_path = own.get(&key).cloned().unwrap_or_else(|| "/".into());
+                format!("{}{}", mount_point, own_path.trim_end_matches('/'))
+            }
+        };
         Ok(MountSource::Bind {
-            source: cstr_of(&format!("{}{}", mount_point, own_path.trim_end_matches('/')))?,
+            source: cstr_of(&source)?,
             recursive: false,
         })
     };
@@ -1045,7 +1057,7 @@ mod tests {
         }))
         .expect("mount");
         let mut out = Vec::new();
-        plan_mount(&m, &[], &mut out).expect("plan");
+        plan_mount(&m, &[], &[], &mut out).expect("plan");
         let step = &out[0];
         assert_eq!(step.attr.attr_set, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY);
         assert_eq!(step.propagation, libc::MS_PRIVATE as u64);

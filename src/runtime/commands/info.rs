@@ -19,13 +19,7 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
         let Ok(saved) = serde_json::from_slice::<Saved>(&bytes) else {
             continue;
         };
-        let status = if !container::process_alive(saved.pid, saved.pid_start_time) {
-            container::Status::Stopped
-        } else if dir.join(container::EXEC_FIFO).exists() {
-            container::Status::Created
-        } else {
-            container::Status::Running
-        };
+        let status = container::status_of(&saved, &dir);
         states.push(container::oci_state(&saved, status));
     }
     Ok(states)
@@ -119,7 +113,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

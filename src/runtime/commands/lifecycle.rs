@@ -83,6 +83,9 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     }
     let saved = container.saved()?;
     if all {
+        if let Some(cg) = &saved.cgroup {
+            return cg.kill_all(signal).map_err(Error::from);
+        }
         for pid in pids_in_pid_namespace(saved.pid)? {
             if pid != saved.pid {
                 if let Ok(fd) = sys::pidfd_open(pid) {
@@ -153,9 +156,13 @@ fn kill_and_wait(saved: &Saved) -> Result<()> {
     Ok(())
 }
 
-/// Runs poststop hooks (failures are warnings) and removes the container's state.
+/// Removes the container's cgroups (killing any process left in them), runs poststop
+/// hooks (failures are warnings) and removes the container's state.
 pub fn destroy(container: Container) -> Result<()> {
     let saved = container.saved()?;
+    if let Some(mut cg) = saved.cgroup.clone() {
+        cg.destroy()?;
+    }
     if let Some(h) = saved.config.hooks() {
         let state = state_json(saved, Status::Stopped)?;
         for warning in hooks::run_all_warn("poststop", h.poststop().as_deref().unwrap_or_default(), &state) {
