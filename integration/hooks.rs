@@ -10,12 +10,21 @@ use crate::harness::{runc_diverges, wait_until, Sandbox, SETTLE_TIMEOUT};
 
 const IN_CONTAINER_LOG: &str = "/hooklog";
 
-/// A hook that records its name in `order` and its stdin in `<name>.json` under `dir`.
+/// A hook that records, under `dir`, its stdin in `<name>.json`, its mount namespace in
+/// `<name>.mnt`, and its name in `order`.
 fn recording_hook(dir: &str, name: &str) -> Value {
-    json!({
-        "path": "/bin/sh",
-        "args": ["sh", "-c", format!("cat > {dir}/{name}.json; echo {name} >> {dir}/order"), name],
-    })
+    let script = format!(
+        "cat > {dir}/{name}.json; readlink /proc/self/ns/mnt > {dir}/{name}.mnt; \
+         echo {name} >> {dir}/order"
+    );
+    json!({"path": "/bin/sh", "args": ["sh", "-c", script, name]})
+}
+
+fn hook_mount_ns(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(format!("{name}.mnt")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn read_state(dir: &Path, name: &str) -> Value {
@@ -65,6 +74,8 @@ fn hook_order(log: &Path) -> Vec<String> {
 fn every_hook_runs_in_order_with_the_state() {
     let (sb, log, id) = container_with_all_hooks("hooksorder");
     let pid = sb.pid(&id);
+    let container_mnt = fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("container mnt ns");
+    let host_mnt = fs::read_link("/proc/self/ns/mnt").expect("own mnt ns");
     let at_create = hook_order(&log);
     assert_eq!(
         at_create[..3],
@@ -126,6 +137,21 @@ fn every_hook_runs_in_order_with_the_state() {
         );
     }
     assert_eq!(read_state(&log, "poststop")["status"], json!("stopped"));
+    // Each hook runs in the namespace the spec names: the runtime's or the container's.
+    for name in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert_eq!(
+            hook_mount_ns(&log, name),
+            host_mnt.display().to_string(),
+            "{name}"
+        );
+    }
+    for name in ["createContainer", "startContainer"] {
+        assert_eq!(
+            hook_mount_ns(&log, name),
+            container_mnt.display().to_string(),
+            "{name}"
+        );
+    }
     sb.assert_nothing_left(&id);
 }
 

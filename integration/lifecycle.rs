@@ -14,6 +14,10 @@ fn create_start_state_go_created_running_stopped() {
     sb.config["annotations"] = json!({"org.example.key": "value"});
     let (id, _) = sb.create_script("states", SLEEPER);
 
+    assert!(
+        sb.state_root.join(&id).is_dir(),
+        "state is kept under --root/<id>"
+    );
     let state = sb.state(&id);
     assert_eq!(state["id"], json!(id));
     assert_eq!(state["status"], json!("created"));

@@ -119,10 +119,30 @@ fn recursive_read_only_reaches_submounts() {
 
 #[test]
 fn propagation_flags_per_mount() {
+    use nix::mount::{mount, MsFlags};
     let mut sb = Sandbox::new("propagation");
     let src = sb.scratch("propsrc");
+    // A shared host mount as the bind source, so that "slave" has a master to follow.
+    // The sandbox unmounts it on drop.
+    mount(
+        Some("tmpfs"),
+        &src,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("mount the source tmpfs");
+    mount(
+        None::<&str>,
+        &src,
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .expect("make the source shared");
     for (dest, flag) in [
         ("/mnt/shared", "shared"),
+        ("/mnt/slave", "slave"),
         ("/mnt/private", "private"),
         ("/mnt/unbindable", "unbindable"),
     ] {
@@ -132,21 +152,17 @@ fn propagation_flags_per_mount() {
     }
     let out = sb.run_script("cat /proc/self/mountinfo");
     let mounts = parse_mountinfo(&out);
-    let shared = mount_at(&mounts, "/mnt/shared");
-    assert!(
-        shared
-            .optional_fields
-            .iter()
-            .any(|f| f.starts_with("shared:")),
-        "{shared:?}"
-    );
-    let private = mount_at(&mounts, "/mnt/private");
-    assert!(private.optional_fields.is_empty(), "{private:?}");
-    let unbindable = mount_at(&mounts, "/mnt/unbindable");
-    assert!(
-        unbindable.optional_fields.iter().any(|f| f == "unbindable"),
-        "{unbindable:?}"
-    );
+    let fields = |point: &str| mount_at(&mounts, point).optional_fields.clone();
+    let has_prefix = |fields: &[String], prefix: &str| fields.iter().any(|f| f.starts_with(prefix));
+    let shared = fields("/mnt/shared");
+    assert!(has_prefix(&shared, "shared:"), "/mnt/shared: {shared:?}");
+    let slave = fields("/mnt/slave");
+    assert!(has_prefix(&slave, "master:"), "/mnt/slave: {slave:?}");
+    assert!(!has_prefix(&slave, "shared:"), "/mnt/slave: {slave:?}");
+    let private = fields("/mnt/private");
+    assert!(private.is_empty(), "/mnt/private: {private:?}");
+    let unbindable = fields("/mnt/unbindable");
+    assert_eq!(unbindable, ["unbindable"], "/mnt/unbindable");
 }
 
 #[test]
