@@ -11,7 +11,7 @@ use berth::runtime::{log, signal};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "berth", about = "A low-level OCI container runtime, command-line compatible with runc", disable_version_flag = true)]
+#[command(name = "berth", args_override_self = true, about = "A low-level OCI container runtime, command-line compatible with runc", disable_version_flag = true)]
 struct Cli {
     /// Directory for the containers' state
     #[arg(long, default_value = "/run/berth")]

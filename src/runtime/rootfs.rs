@@ -325,6 +325,10 @@ pub fn dev_symlinks(root: RawFd) -> R<()> {
 /// Moves into the new root: pivot_root(".", ".") then detaches the old root, which is
 /// stacked on the same directory (no temporary directory in the rootfs needed).
 pub fn pivot(root: RawFd, no_pivot: bool) -> R<()> {
+    // The old root: after pivot_root it is stacked on the new one, and it is what we
+    // must make slave and detach (through ".", with the cwd on it), not the new root.
+    let old_root = sys::openat2(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+        .map_err(|e| Fail::new(Step::Pivot, 7, e.raw_os_error().unwrap_or(libc::EIO)))?;
     // SAFETY: plain syscalls with static NUL-terminated paths.
     unsafe {
         if libc::fchdir(root) < 0 {
@@ -340,6 +344,9 @@ pub fn pivot(root: RawFd, no_pivot: bool) -> R<()> {
         } else {
             if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) < 0 {
                 return Err(last(Step::Pivot, 3));
+            }
+            if libc::fchdir(old_root.as_raw_fd()) < 0 {
+                return Err(last(Step::Pivot, 8));
             }
             // The old root must not propagate our unmount back to the host.
             if libc::mount(std::ptr::null(), c".".as_ptr(), std::ptr::null(), libc::MS_SLAVE | libc::MS_REC, std::ptr::null()) < 0 {

@@ -16,8 +16,17 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 }
 
 /// Parses config.json bytes into a spec (types checked by serde).
+/// A type error names the field it is in (`process.args: invalid type ...`).
 pub fn parse(bytes: &[u8]) -> std::result::Result<Spec, String> {
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })
 }
 
 /// The absolute path of the container's root filesystem.

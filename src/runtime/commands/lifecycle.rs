@@ -45,6 +45,7 @@ pub fn start_container(container: &Container) -> Result<()> {
         })?;
     fifo.write_all(b"0").ctx(|| "releasing the container init")?;
     std::fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
+    wait_for_exec(&fifo);
     let saved = container.saved()?;
     if let Some(h) = saved.config.hooks() {
         let state = state_json(saved, Status::Running)?;
@@ -53,6 +54,19 @@ pub fn start_container(container: &Container) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits until the init has exec'd the user program (or died): its copy of the fifo is
+/// close-on-exec, and the write end reports POLLERR once no reader is left. Poststart
+/// hooks must run after the user process started.
+fn wait_for_exec(fifo: &std::fs::File) {
+    let mut pfd = libc::pollfd {
+        fd: fifo.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; events 0 waits for POLLERR/POLLHUP only.
+    while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 && sys::errno() == libc::EINTR {}
 }
 
 fn state_json(saved: &Saved, status: Status) -> Result<Vec<u8>> {
