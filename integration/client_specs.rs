@@ -63,6 +63,11 @@ fn run_client_spec(file: &str) {
     let mut sb = Sandbox::new(file.trim_end_matches(".json"));
     sb.config = adapt(spec, &sb.rootfs);
     let id = sb.new_id("client");
+    // Same engine path form, but unique to this run: other suites (and a parallel run of this
+    // one) use these specs too, and must not share the cgroup.
+    if let Some(path) = sb.config["linux"]["cgroupsPath"].as_str() {
+        sb.config["linux"]["cgroupsPath"] = json!(format!("{path}-{id}"));
+    }
     let out = sb.run(&id, &[]).ok();
     assert_eq!(out.stdout.trim(), "client-spec-ok", "{file}");
     sb.assert_nothing_left(&id);

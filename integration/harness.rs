@@ -77,6 +77,7 @@ static SUITE_DIR: OnceLock<PathBuf> = OnceLock::new();
 /// Per-run scratch directory, removed when the test binary exits.
 pub fn suite_dir() -> &'static Path {
     SUITE_DIR.get_or_init(|| {
+        remove_stale_suite_dirs();
         let dir = std::env::temp_dir().join(format!("berth-itest-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         // 0755 so a container root mapped to an unprivileged host uid can still reach its bundle.
@@ -87,6 +88,27 @@ pub fn suite_dir() -> &'static Path {
         }
         dir
     })
+}
+
+/// Removes scratch directories of earlier runs that were killed before their exit handler ran
+/// (their pid is gone). Directories that still hold mounts are left alone.
+fn remove_stale_suite_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("berth-itest-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            remove_tree_safely(&entry.path());
+        }
+    }
 }
 
 extern "C" fn remove_suite_dir_at_exit() {
@@ -300,6 +322,7 @@ pub struct Cmd {
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
     extra_fds: Vec<(OwnedFd, RawFd)>,
+    current_dir: Option<PathBuf>,
     timeout: Duration,
 }
 
@@ -313,6 +336,7 @@ impl Cmd {
             stdout: None,
             stderr: None,
             extra_fds: Vec::new(),
+            current_dir: None,
             timeout: COMMAND_TIMEOUT,
         }
     }
@@ -354,6 +378,12 @@ impl Cmd {
         self
     }
 
+    /// Runs the command in `dir` (the runtime's default bundle is its working directory).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.current_dir = Some(dir.to_path_buf());
+        self
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -382,6 +412,9 @@ impl Cmd {
         let stderr_path = self.out_dir.join(format!("cmd-{n}.err"));
         let mut command = Command::new(&self.program);
         command.args(&self.args);
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
         command.stdin(self.stdin.unwrap_or_else(Stdio::null));
         let captured_stdout = self.stdout.is_none();
         let capture = |path: &Path| {

@@ -171,6 +171,13 @@ fn list_shows_table_json_and_quiet() {
         sb.assert_nothing_left(id);
     }
     assert!(list_json(&sb).is_empty());
+    let table = sb.rt(&["list"]).ok().stdout;
+    assert_eq!(
+        table.lines().count(),
+        1,
+        "only the header is left:\n{table}"
+    );
+    assert!(sb.rt(&["list", "-q"]).ok().stdout.trim().is_empty());
 }
 
 /// Starts a container whose init traps SIGTERM and SIGUSR1, writing the signal's name to
@@ -304,10 +311,45 @@ fn run_detach_leaves_it_running() {
     let mut sb = Sandbox::new("rundetach");
     sb.set_script(SLEEPER);
     let id = sb.new_id("detach");
-    let out = sb.run(&id, &["--detach"]).ok();
+    let pid_file = sb.dir.join("run.pid");
+    let out = sb
+        .run(&id, &["--detach", "--pid-file", pid_file.to_str().unwrap()])
+        .ok();
     assert!(out.elapsed < SETTLE_TIMEOUT);
     assert_eq!(sb.status(&id), "running");
+    let written = fs::read_to_string(&pid_file).expect("run writes the pid file");
+    assert_eq!(written.trim(), sb.pid(&id).to_string());
     sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+}
+
+#[test]
+fn short_bundle_flag_and_cwd_as_default_bundle() {
+    let mut sb = Sandbox::new("bundleflag");
+    sb.set_script("echo via-flag");
+    sb.save_config();
+    let id = sb.new_id("shortb");
+    let out = sb
+        .cmd()
+        .arg("run")
+        .arg("-b")
+        .arg(&sb.bundle)
+        .arg(&id)
+        .output()
+        .ok();
+    assert_eq!(out.stdout.trim(), "via-flag");
+    sb.assert_nothing_left(&id);
+
+    sb.set_script("echo via-cwd");
+    sb.save_config();
+    let id = sb.new_id("cwdbundle");
+    let out = sb
+        .cmd()
+        .args(["run", &id])
+        .current_dir(&sb.bundle)
+        .output()
+        .ok();
+    assert_eq!(out.stdout.trim(), "via-cwd");
     sb.assert_nothing_left(&id);
 }
 
