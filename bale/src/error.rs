@@ -60,6 +60,25 @@ pub enum Error {
     User { user: String, reason: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("{what}: {source}")]
+    Transport {
+        what: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("{what}: registry answered {status}{detail}")]
+    HttpStatus {
+        what: String,
+        status: u16,
+        /// The registry's own explanation (from its error JSON), if any.
+        detail: String,
+    },
+    #[error("{what}: authentication required{detail}")]
+    Unauthorized { what: String, detail: String },
+    #[error("registry {registry}: {reason}")]
+    Registry { registry: String, reason: String },
+    #[error("credentials file {path}: {reason}")]
+    Credentials { path: PathBuf, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,6 +15,7 @@ pub mod gc;
 pub mod image;
 pub mod layer;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod time;
 pub mod user;

@@ -54,8 +54,83 @@ struct LimitArgs {
     max_layer_entries: u64,
 }
 
+/// How to reach registries (pull, push, login, tags).
+#[derive(clap::Args, Debug, Clone)]
+struct RegistryArgs {
+    /// Verify TLS certificates; `--tls-verify=false` also allows plain
+    /// HTTP (always allowed for registries on localhost).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// Directory of extra CA certificates (*.crt) to trust.
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// Credentials file (docker config.json format).
+    #[arg(long)]
+    authfile: Option<PathBuf>,
+    /// USER:PASSWORD to use instead of stored credentials.
+    #[arg(long)]
+    creds: Option<String>,
+    /// Tries per request on transient failures.
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Pull an image from a registry (REF: host[:port]/repo[:tag][@sha256:…]).
+    Pull {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Blobs downloaded in parallel.
+        #[arg(short, long, default_value_t = 4)]
+        jobs: usize,
+        /// Also extract the layers into the layer cache.
+        #[arg(long)]
+        extract: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+        reference: String,
+    },
+    /// Push an image to a registry.
+    Push {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Blobs uploaded in parallel.
+        #[arg(short, long, default_value_t = 4)]
+        jobs: usize,
+        /// Upload blobs larger than this many bytes in chunks of this size
+        /// (0: one request per blob).
+        #[arg(long, default_value_t = 0)]
+        chunk_size: u64,
+        image: String,
+        reference: String,
+    },
+    /// Store credentials for a registry.
+    Login {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[arg(short, long)]
+        username: Option<String>,
+        #[arg(short, long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        server: String,
+    },
+    /// Forget the credentials for a registry.
+    Logout {
+        /// Credentials file (docker config.json format).
+        #[arg(long)]
+        authfile: Option<PathBuf>,
+        server: String,
+    },
+    /// List the tags of a repository in a registry.
+    Tags {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        repository: String,
+    },
     /// Import images from an oci-archive, docker-archive or OCI layout directory.
     Import {
         /// Source format; guessed from the source when left out.

@@ -37,7 +37,7 @@ impl fmt::Display for Reference {
     }
 }
 
-fn valid_tag(tag: &str) -> bool {
+pub(crate) fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
@@ -69,7 +69,7 @@ fn valid_name(name: &str) -> bool {
     true
 }
 
-fn valid_path_component(part: &str) -> bool {
+pub(crate) fn valid_path_component(part: &str) -> bool {
     let bytes = part.as_bytes();
     !bytes.is_empty()
         && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
@@ -79,7 +79,7 @@ fn valid_path_component(part: &str) -> bool {
         })
 }
 
-fn valid_domain(part: &str) -> bool {
+pub(crate) fn valid_domain(part: &str) -> bool {
     let (host, port) = match part.split_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (part, None),

@@ -161,6 +161,16 @@ impl Store {
         Ok(())
     }
 
+    /// Move a file that was already verified as `digest` (and synced)
+    /// into the store.
+    pub fn adopt_file(&self, path: &Path, digest: &Digest) -> Result<()> {
+        let target = self.blob_path(digest);
+        if target.exists() {
+            return fs::remove_file(path).ctx(|| format!("remove {}", path.display()));
+        }
+        fs::rename(path, &target).ctx(|| format!("rename blob into {}", target.display()))
+    }
+
     pub fn load_index(&self) -> Result<ImageIndex> {
         let path = self.root.join("index.json");
         let data = fs::read(&path).ctx(|| format!("read {}", path.display()))?;

@@ -15,15 +15,61 @@ use bale::layer::Limits;
 use bale::reference::Reference;
 use bale::store::Store;
 
+use self::registry as reg;
 use crate::{ArchiveFormat, Cli, Command, CompressionArg, LimitArgs, OutputFormat};
 
 mod inspect;
+mod registry;
 mod run;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let platform: PlatformSpec = cli.platform.parse()?;
     let root = cli.root;
     match cli.command {
+        Command::Pull {
+            registry,
+            jobs,
+            extract,
+            limits,
+            reference,
+        } => {
+            let limits = extract.then(|| unpack_options(false, false, Vec::new(), &limits).limits);
+            reg::pull(
+                &open(&root)?,
+                &platform,
+                &registry,
+                jobs,
+                limits,
+                &reference,
+            )
+        }
+        Command::Push {
+            registry,
+            jobs,
+            chunk_size,
+            image,
+            reference,
+        } => reg::push(
+            &open(&root)?,
+            &platform,
+            &registry,
+            jobs,
+            chunk_size,
+            &image,
+            &reference,
+        ),
+        Command::Login {
+            registry,
+            username,
+            password,
+            password_stdin,
+            server,
+        } => reg::login(&registry, username, password, password_stdin, &server),
+        Command::Logout { authfile, server } => reg::logout(authfile, &server),
+        Command::Tags {
+            registry,
+            repository,
+        } => reg::tags(&registry, &repository),
         Command::Import {
             format,
             source,

@@ -1,0 +1,383 @@
+//! `bale pull`: manifest negotiation, platform choice, parallel blob
+//! downloads streamed to disk while hashing, resumed with Range, and a
+//! store that changes only once everything is verified.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use oci_spec::image::{Descriptor, MediaType};
+use sha2::{Digest as _, Sha256};
+use ureq::http::Method;
+
+use super::client::{self, Body, Client, ClientOptions, Request};
+use super::media::{self, Kind};
+use super::reference::RemoteRef;
+use super::sources::Sources;
+use super::{run_parallel, BlobProgress, Progress};
+use crate::digest::Digest;
+use crate::error::{Context, Error, Result};
+use crate::image::{load_image, select_platform, PlatformSpec};
+use crate::layer::Limits;
+use crate::reference::Reference;
+use crate::store::{check_digest, Store};
+
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    pub client: ClientOptions,
+    pub platform: PlatformSpec,
+    /// Blobs downloaded at once.
+    pub jobs: usize,
+    /// Extract the layers into the layer cache too, with these limits.
+    pub extract: Option<Limits>,
+}
+
+/// What a pull did.
+#[derive(Debug)]
+pub struct Pulled {
+    pub name: Reference,
+    /// The manifest digest in the store.
+    pub manifest: Digest,
+    /// The digest the registry knows the image by (differs from
+    /// `manifest` when an index was resolved or Docker schema 2 converted).
+    pub remote_digest: Digest,
+    pub converted: bool,
+    pub blobs_downloaded: usize,
+    pub bytes_downloaded: u64,
+}
+
+/// Pull `remote` into `store`. On failure the store's index and blobs are
+/// unchanged; partial downloads are kept for the next try to resume,
+/// unless the failure was a blob that did not match its digest.
+pub fn pull(
+    store: &Store,
+    remote: &RemoteRef,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let name = remote.store_reference()?;
+    let scope = format!("repository:{}:pull", remote.repository);
+    let client = Client::connect(remote.api_host(), vec![scope], &opts.client)?;
+    let repo = Repo {
+        client: &client,
+        name: &remote.repository,
+    };
+    let top = repo.manifest(&remote.manifest_reference(), remote.digest.as_ref())?;
+    let remote_digest = top.digest.clone();
+    let image_doc = if top.kind.is_index() {
+        let index = media::parse_index(&top.bytes, &top.digest)?;
+        let chosen = select_platform(&index, &opts.platform)?;
+        let digest = Digest::from_oci(chosen.digest())?;
+        repo.manifest(&digest.to_string(), Some(&digest))?
+    } else {
+        top
+    };
+    let oci = media::to_oci(&image_doc.bytes, image_doc.kind, &image_doc.digest)?;
+    let mut wanted: Vec<Descriptor> = vec![oci.manifest.config().clone()];
+    wanted.extend(oci.manifest.layers().iter().cloned());
+    let jobs = missing_blobs(store, &wanted)?;
+
+    let cancel = AtomicBool::new(false);
+    let downloaded = run_parallel(&jobs, opts.jobs, &cancel, |job| {
+        download_blob(store, &repo, job, &cancel, progress)
+    });
+    if let Err(e) = downloaded {
+        if is_bad_content(&e) {
+            for job in &jobs {
+                let _ = fs::remove_file(partial_path(store, &job.digest));
+            }
+        }
+        return Err(e);
+    }
+    let bytes_downloaded = jobs.iter().map(|j| j.size).sum();
+    for job in &jobs {
+        store.adopt_file(&partial_path(store, &job.digest), &job.digest)?;
+    }
+    let manifest_digest = store.write_blob_bytes(&oci.bytes)?;
+    let desc = Descriptor::new(
+        MediaType::ImageManifest,
+        oci.bytes.len() as u64,
+        manifest_digest.to_oci()?,
+    );
+    // Check the image is whole and sound before it gets a name.
+    let image = load_image(store, &desc, &opts.platform)?;
+    store.set_tag(&name, &desc)?;
+    remember_sources(store, remote, &wanted)?;
+    if let Some(limits) = opts.extract {
+        crate::bundle::ensure_layers(store, &image, limits)?;
+    }
+    Ok(Pulled {
+        name,
+        manifest: manifest_digest,
+        remote_digest,
+        converted: oci.converted,
+        blobs_downloaded: jobs.len(),
+        bytes_downloaded,
+    })
+}
+
+fn is_bad_content(e: &Error) -> bool {
+    matches!(e, Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
+}
+
+fn remember_sources(store: &Store, remote: &RemoteRef, blobs: &[Descriptor]) -> Result<()> {
+    let mut sources = Sources::load(store)?;
+    for d in blobs {
+        sources.add(
+            &Digest::from_oci(d.digest())?,
+            &remote.registry,
+            &remote.repository,
+        );
+    }
+    sources.save(store)
+}
+
+/// One repository on a connected registry.
+pub(crate) struct Repo<'a> {
+    pub client: &'a Client,
+    pub name: &'a str,
+}
+
+/// A manifest document as the registry sent it.
+pub(crate) struct Fetched {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub kind: Kind,
+}
+
+impl Repo<'_> {
+    fn url(&self, rest: &str) -> String {
+        self.client.url(&format!("/v2/{}/{rest}", self.name))
+    }
+
+    /// GET a manifest by tag or digest, checked against the digest we
+    /// asked for or, for tags, the one the registry announces.
+    fn manifest(&self, reference: &str, expected: Option<&Digest>) -> Result<Fetched> {
+        let what = format!("manifest {}:{reference}", self.name);
+        let req = Request::new(Method::GET, self.url(&format!("manifests/{reference}")))
+            .header("accept", media::ACCEPT);
+        let mut resp = self.client.send(&req, &what)?;
+        if resp.status() == 404 {
+            return Err(Error::ImageNotFound(format!(
+                "{}/{}:{reference}",
+                self.client.registry(),
+                self.name
+            )));
+        }
+        if !resp.status().is_success() {
+            return Err(client::status_error(&what, &mut resp));
+        }
+        let content_type = client::header(&resp, "content-type");
+        let announced = client::header(&resp, "docker-content-digest");
+        let bytes = client::read_small(&mut resp, &what)?;
+        let digest = Digest::of_bytes(&bytes);
+        let announced = announced.and_then(|a| a.parse::<Digest>().ok());
+        if let Some(want) = expected.or(announced.as_ref()) {
+            check_digest(&what, want, &digest)?;
+        }
+        let kind = media::classify(&bytes, content_type.as_deref())?;
+        Ok(Fetched {
+            bytes,
+            digest,
+            kind,
+        })
+    }
+}
+
+/// One blob to download.
+pub(crate) struct BlobJob {
+    digest: Digest,
+    size: u64,
+}
+
+fn missing_blobs(store: &Store, wanted: &[Descriptor]) -> Result<Vec<BlobJob>> {
+    let mut jobs: Vec<BlobJob> = Vec::new();
+    for d in wanted {
+        let digest = Digest::from_oci(d.digest())?;
+        if !store.has_blob(&digest) && !jobs.iter().any(|j| j.digest == digest) {
+            jobs.push(BlobJob {
+                digest,
+                size: d.size(),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Where a blob is downloaded to; stable, so a later pull resumes it.
+fn partial_path(store: &Store, digest: &Digest) -> PathBuf {
+    store.tmp_dir().join(format!("partial-{}", digest.hex()))
+}
+
+/// A download in progress: the partial file and the hash of its content.
+struct Partial {
+    file: File,
+    hasher: Sha256,
+    have: u64,
+}
+
+impl Partial {
+    /// Open (or create) the partial file and hash what it already holds.
+    fn open(path: &Path, size: u64) -> Result<Partial> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("open {}", path.display()))?;
+        let mut hasher = Sha256::new();
+        let have = io::copy(&mut (&mut file).take(size + 1), &mut HashSink(&mut hasher))
+            .ctx(|| format!("read {}", path.display()))?;
+        let mut partial = Partial { file, hasher, have };
+        if have > size {
+            partial.restart()?;
+        }
+        Ok(partial)
+    }
+
+    fn restart(&mut self) -> Result<()> {
+        self.file
+            .set_len(0)
+            .ctx(|| "truncate partial blob".to_owned())?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .ctx(|| "rewind partial blob".to_owned())?;
+        self.hasher = Sha256::new();
+        self.have = 0;
+        Ok(())
+    }
+
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all(data)
+            .ctx(|| "write partial blob".to_owned())?;
+        self.hasher.update(data);
+        self.have += data.len() as u64;
+        Ok(())
+    }
+}
+
+struct HashSink<'a>(&'a mut Sha256);
+
+impl Write for HashSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How one body read ended.
+enum Streamed {
+    Complete,
+    /// The connection broke or ended early: resume from `have`.
+    Interrupted(ureq::Error),
+}
+
+fn download_blob(
+    store: &Store,
+    repo: &Repo<'_>,
+    job: &BlobJob,
+    cancel: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let what = format!("blob {}", job.digest);
+    let path = partial_path(store, &job.digest);
+    let bar = progress.blob(&job.digest, job.size);
+    let mut partial = Partial::open(&path, job.size)?;
+    let mut interruptions = 0;
+    while partial.have < job.size {
+        bar.position(partial.have);
+        match fetch_into(repo, job, &mut partial, cancel, &*bar, &what)? {
+            Streamed::Complete => {}
+            Streamed::Interrupted(e) => {
+                interruptions += 1;
+                if interruptions >= repo.client.attempts() {
+                    return Err(Error::Transport {
+                        what: format!("download {what}"),
+                        source: Box::new(e),
+                    });
+                }
+                std::thread::sleep(repo.client.delay(interruptions - 1));
+            }
+        }
+    }
+    partial
+        .file
+        .sync_all()
+        .ctx(|| format!("sync {}", path.display()))?;
+    let actual = Digest::from_hex(&hex::encode(partial.hasher.finalize()))?;
+    check_digest(&format!("{what} from {}", repo.name), &job.digest, &actual)?;
+    bar.finish("done");
+    Ok(())
+}
+
+/// One GET of the blob (from `have` on, with Range), streamed into the
+/// partial file while hashing.
+fn fetch_into(
+    repo: &Repo<'_>,
+    job: &BlobJob,
+    partial: &mut Partial,
+    cancel: &AtomicBool,
+    bar: &dyn BlobProgress,
+    what: &str,
+) -> Result<Streamed> {
+    let mut req = Request::new(Method::GET, repo.url(&format!("blobs/{}", job.digest)));
+    if partial.have > 0 {
+        req = req.header("range", format!("bytes={}-", partial.have));
+    }
+    let mut resp = repo.client.send(&req.body(Body::Empty), what)?;
+    match resp.status().as_u16() {
+        206 if partial.have > 0 && range_start(&resp) == Some(partial.have) => {}
+        200 | 206 => partial.restart()?,
+        // The range is off (the file changed under us): start over.
+        416 => {
+            partial.restart()?;
+            return Ok(Streamed::Complete);
+        }
+        404 => {
+            return Err(Error::BlobMissing(format!(
+                "{} in {}",
+                job.digest, repo.name
+            )))
+        }
+        _ => return Err(client::status_error(what, &mut resp)),
+    }
+    let mut body = resp.body_mut().as_reader();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Invalid(format!("{what}: cancelled")));
+        }
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return Ok(Streamed::Interrupted(ureq::Error::Io(e))),
+        };
+        if partial.have + n as u64 > job.size {
+            return Err(Error::SizeMismatch {
+                what: what.to_owned(),
+                expected: job.size,
+                actual: partial.have + n as u64,
+            });
+        }
+        partial.append(&buf[..n])?;
+        bar.position(partial.have);
+    }
+    if partial.have < job.size {
+        let early = io::Error::new(io::ErrorKind::UnexpectedEof, "body ended early");
+        return Ok(Streamed::Interrupted(ureq::Error::Io(early)));
+    }
+    Ok(Streamed::Complete)
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL` answer.
+fn range_start(resp: &client::HttpResponse) -> Option<u64> {
+    let value = client::header(resp, "content-range")?;
+    let range = value.trim().strip_prefix("bytes")?.trim();
+    range.split('-').next()?.trim().parse().ok()
+}
