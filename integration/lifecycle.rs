@@ -85,6 +85,22 @@ fn dead_init_reports_stopped() {
     sb.assert_nothing_left(&id);
 }
 
+/// The init killed behind the runtime's back (not through `kill`) still reports stopped.
+#[test]
+fn externally_killed_init_reports_stopped() {
+    let mut sb = Sandbox::new("extkill");
+    let (id, _) = sb.create_script("extkill", SLEEPER);
+    sb.rt(&["start", &id]).ok();
+    sb.wait_status(&id, "running");
+    let pid = sb.pid(&id);
+    // SAFETY: kill(2) on the container's init pid, just read from the runtime's state.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill {pid}");
+    sb.wait_status(&id, "stopped");
+    sb.rt(&["delete", &id]).ok();
+    sb.assert_nothing_left(&id);
+}
+
 #[test]
 fn pid_file_holds_the_container_pid() {
     let mut sb = Sandbox::new("pidfile");

@@ -55,3 +55,22 @@ fn foreground_run_proxies_the_pty() {
     assert!(text.contains("/dev/pts/"), "{text:?}");
     sb.assert_nothing_left(&id);
 }
+
+#[test]
+fn console_size_is_applied() {
+    let mut sb = Sandbox::new("consolesize");
+    sb.config["process"]["terminal"] = json!(true);
+    sb.config["process"]["consoleSize"] = json!({"height": 33, "width": 111});
+    sb.set_script("stty size");
+    let socket = ConsoleSocket::bind(sb.dir.join("console.sock"));
+    let id = sb.new_id("consolesize");
+    sb.create(&id, &["--console-socket", socket.path.to_str().unwrap()])
+        .ok();
+    let master = socket.receive_master(SETTLE_TIMEOUT);
+    sb.rt(&["start", &id]).ok();
+    let text = read_pty(&master, SETTLE_TIMEOUT);
+    assert_eq!(text.trim(), "33 111", "{text:?}");
+    sb.wait_status(&id, "stopped");
+    sb.rt(&["delete", &id]).ok();
+    sb.assert_nothing_left(&id);
+}
