@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod client_specs;
 mod errors;
+mod exec;
 mod hooks;
 mod lifecycle;
 mod mounts;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use berth::runtime::commands::{cgroup, info, lifecycle, run};
-use berth::runtime::create::{self, CreateOptions};
+use berth::runtime::commands::pidfd::PidfdSocket;
+use berth::runtime::commands::{cgroup, exec, info, lifecycle, run};
+use berth::runtime::create::CreateOptions;
 use berth::runtime::{log, signal};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -67,8 +68,71 @@ struct CreateArgs {
     /// Pass this many extra descriptors (from 3 up) to the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// Unix socket that receives a pidfd of the container's init
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
     /// Container id
     id: String,
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    /// Unix socket that receives the pty master when --tty (or process.terminal) is set
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the new process
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    cwd: Option<String>,
+    /// Set an environment variable (NAME=VALUE), repeatable
+    #[arg(short = 'e', long)]
+    env: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Run as UID[:GID] (numbers)
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Additional group ids, repeatable
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// An OCI process JSON instead of the command and flags
+    #[arg(short = 'p', long)]
+    process: Option<PathBuf>,
+    /// Return once the process has started
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Write the new process's pid to this file
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// SELinux label for the process
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// Set no_new_privs for the process
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Add a capability (bounding, effective, permitted, ambient), repeatable
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    /// Pass this many extra descriptors (from 3 up) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Run in an existing sub-cgroup: [CONTROLLER[,CONTROLLER]:]PATH, repeatable
+    #[arg(long)]
+    cgroup: Vec<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// Container id
+    id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +193,8 @@ enum Command {
     },
     /// Print the features this build supports, as JSON
     Features,
+    /// Run a new process in a running container
+    Exec(ExecArgs),
     /// Freeze every process of a container
     Pause { id: String },
     /// Thaw a paused container
@@ -198,9 +264,17 @@ fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
     const LONG: &[&str] = &[
         "root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "criu", "bundle",
         "console-socket", "pid-file", "no-pivot", "no-new-keyring", "preserve-fds", "detach",
-        "keep", "no-subreaper", "force", "all", "format", "quiet", "version",
+        "keep", "no-subreaper", "force", "all", "format", "quiet", "version", "pidfd-socket",
+        "cwd", "env", "tty", "user", "additional-gids", "process", "process-label", "apparmor",
+        "no-new-privs", "cap", "cgroup", "ignore-paused",
     ];
+    // Nothing after `--` is a flag of ours (an exec'd command's own arguments).
+    let mut after_dashes = false;
     args.map(|a| {
+        if after_dashes || a == "--" {
+            after_dashes = true;
+            return a;
+        }
         let name = a.strip_prefix('-').filter(|rest| !rest.starts_with('-'));
         match name.map(|n| n.split('=').next().unwrap_or(n)) {
             Some(n) if LONG.contains(&n) => format!("-{a}"),
@@ -220,11 +294,41 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = format!("{e:#}");
-            log::error(&msg);
-            eprintln!("berth: {msg}");
+            report(&e);
             ExitCode::from(1)
         }
+    }
+}
+
+/// The one error line: to the log and to stderr.
+fn report(e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    log::error(&msg);
+    eprintln!("berth: {msg}");
+}
+
+fn exec_options(root: PathBuf, a: ExecArgs) -> exec::ExecOptions {
+    exec::ExecOptions {
+        root,
+        id: a.id,
+        process: a.process,
+        args: a.command,
+        cwd: a.cwd,
+        env: a.env,
+        tty: a.tty,
+        user: a.user,
+        additional_gids: a.additional_gids,
+        caps: a.cap,
+        no_new_privs: a.no_new_privs,
+        apparmor: a.apparmor,
+        process_label: a.process_label,
+        preserve_fds: a.preserve_fds,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        pidfd_socket: a.pidfd_socket,
+        detach: a.detach,
+        ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup,
     }
 }
 
@@ -350,9 +454,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     };
     match command {
         Command::Create(a) => {
+            let pidfd_socket = a.pidfd_socket.as_deref().map(PidfdSocket::connect).transpose()?;
             let mut opts = create_options(root, a);
             opts.systemd_cgroup = systemd_cgroup;
-            let created = create::create(&opts)?;
+            let created = run::create_with(&opts, pidfd_socket.as_ref())?;
             drop(created);
         }
         Command::Start { id } => lifecycle::start(&root, &id)?,
@@ -368,6 +473,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             keep,
             no_subreaper,
         } => {
+            let pidfd_socket = create.pidfd_socket.clone();
             let mut create = create_options(root, create);
             create.systemd_cgroup = systemd_cgroup;
             let code = run::run(run::RunOptions {
@@ -375,6 +481,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 detach,
                 keep,
                 no_subreaper,
+                pidfd_socket,
             })?;
             return Ok(code.clamp(0, 255) as u8);
         }
@@ -394,6 +501,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Spec { bundle, rootless } => info::write_spec(&bundle, rootless)?,
         Command::Features => print_json(&info::features())?,
+        // runc's code for a failed exec is 255, apart from the process's own exit codes.
+        Command::Exec(a) => match exec::exec(&exec_options(root, a)) {
+            Ok(code) => return Ok(code.clamp(0, 255) as u8),
+            Err(e) => {
+                report(&anyhow::Error::from(e).context("exec failed"));
+                return Ok(255);
+            }
+        },
         Command::Pause { id } => cgroup::pause(&root, &id)?,
         Command::Resume { id } => cgroup::resume(&root, &id)?,
         Command::Ps { format, id, ps_args } => {

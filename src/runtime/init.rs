@@ -6,7 +6,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::plan::{HookExec, InitPlan, ProcessPlan};
+use super::plan::{ExecPlan, HookExec, InitPlan, ProcessPlan};
 use super::rootfs;
 use super::sys;
 
@@ -231,7 +231,7 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
         return Err(last(Step::Unshare, 2));
     }
     set_names(plan)?;
-    join_session_keyring(plan)?;
+    join_session_keyring(plan.session_keyring.as_deref())?;
 
     let root = rootfs::prepare_root(plan)?;
     let root_fd = root.as_raw_fd();
@@ -272,7 +272,7 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     for (i, hook) in plan.start_container_hooks.iter().enumerate() {
         run_hook(hook, state_buf, Step::StartContainerHook, i)?;
     }
-    exec(&plan.process, exec_index, console.as_ref())
+    exec(&plan.process, exec_index, console.as_ref(), true)
 }
 
 /// After the parent wrote the id maps: become root of the new user namespace, when root is mapped.
@@ -399,9 +399,9 @@ fn set_names(plan: &InitPlan) -> R<()> {
 }
 
 /// A session keyring of the container's own, so it never sees the caller's keys.
-fn join_session_keyring(plan: &InitPlan) -> R<()> {
+fn join_session_keyring(name: Option<&std::ffi::CStr>) -> R<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
-    if let Some(name) = &plan.session_keyring {
+    if let Some(name) = name {
         // SAFETY: keyctl with a NUL-terminated name.
         let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
         // Kernels without keyrings (ENOSYS) are fine, as with runc.
@@ -640,7 +640,8 @@ fn wait_for_start(fifo: RawFd) -> R<()> {
 
 /// The last moments: stdio onto the terminal, every descriptor berth opened closed
 /// (close-on-exec from 3 + preserved fds up), signals back to defaults, execve.
-fn exec(p: &ProcessPlan, index: usize, console: Option<&OwnedFd>) -> R<()> {
+/// `tell_stderr`: say on stderr that execve failed (the init's parent is gone by then).
+fn exec(p: &ProcessPlan, index: usize, console: Option<&OwnedFd>, tell_stderr: bool) -> R<()> {
     // SAFETY: async-signal-safe calls on prepared data; execve only returns on failure.
     unsafe {
         libc::setsid();
@@ -671,11 +672,141 @@ fn exec(p: &ProcessPlan, index: usize, console: Option<&OwnedFd>) -> R<()> {
         libc::execve(path.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
     }
     let errno = sys::errno();
-    // The parent is gone by now (`create` returned): tell the container's stderr.
-    let _ = sys::write_all(2, b"berth: exec ");
-    let _ = sys::write_all(2, p.exec_candidates[index].to_bytes());
-    let _ = sys::write_all(2, b" failed\n");
+    if tell_stderr {
+        // The parent is gone by now (`create` returned): tell the container's stderr.
+        let _ = sys::write_all(2, b"berth: exec ");
+        let _ = sys::write_all(2, p.exec_candidates[index].to_bytes());
+        let _ = sys::write_all(2, b" failed\n");
+    }
     Err(Fail::new(Step::Exec, 0, errno))
+}
+
+/// Descriptors `berth exec` opened for its child before the clone.
+pub struct ExecFds {
+    pub sync: RawFd,
+    /// The parent's copy of the container lock: closed first thing.
+    pub lock: RawFd,
+    /// A pidfd of the container's init: `setns(pidfd, flags)` joins every namespace at once.
+    pub init_pidfd: RawFd,
+    /// `/proc/<init>/ns/*` (flag, fd), user namespace first, for kernels without setns
+    /// on pidfds.
+    pub ns: Vec<(libc::c_int, RawFd)>,
+    /// The init's root directory (O_PATH), entered after the mount namespace.
+    pub root: RawFd,
+    pub console_socket: Option<RawFd>,
+}
+
+/// Where `Fail.index` points for `Step::SetNs` in an exec: the pidfd, or `ns[index - 1]`.
+pub const EXEC_SETNS_PIDFD: usize = 0;
+/// `Step::Pivot` indexes in an exec: fchdir to the init's root, then chroot.
+pub const EXEC_ROOT_FCHDIR: usize = 0;
+pub const EXEC_ROOT_CHROOT: usize = 1;
+
+/// The entry point of a process `berth exec` starts in a running container: never returns.
+pub fn run_exec(plan: &ExecPlan, fds: &ExecFds) -> ! {
+    let code = match exec_in_container(plan, fds) {
+        Ok(()) => 0,
+        Err(fail) => {
+            let _ = send(fds.sync, msg::ERROR, fail.step as u32, fail.index, fail.errno);
+            1
+        }
+    };
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Joins the container (namespaces, root, keyring), then the same process setup and exec
+/// as the init. The parent waits for EOF on the close-on-exec sync socket: that is the
+/// sign execve succeeded.
+fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
+    // SAFETY: close/signal are async-signal-safe. SIGPIPE is restored before exec.
+    unsafe {
+        libc::close(fds.lock);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    // GO comes once the parent has put us in the container's cgroups, so the cgroup
+    // namespace we join next sees us under its root.
+    expect(fds.sync, msg::GO)?;
+    join_container_namespaces(plan.join_flags, fds)?;
+    enter_root(fds.root)?;
+    join_session_keyring(plan.session_keyring.as_deref())?;
+    let console = if plan.process.terminal {
+        Some(open_exec_console(&plan.process, fds.console_socket)?)
+    } else {
+        None
+    };
+    let exec_index = prepare_process(&plan.process)?;
+    exec(&plan.process, exec_index, console.as_ref(), false)
+}
+
+/// `setns(pidfd, flags)` (Linux 5.8+: all namespaces at once, user namespace handled
+/// first by the kernel); on EINVAL (an older kernel) one `/proc/<init>/ns/*` at a time.
+fn join_container_namespaces(flags: libc::c_int, fds: &ExecFds) -> R<()> {
+    if flags == 0 {
+        return Ok(());
+    }
+    // SAFETY: setns on a pidfd the parent opened.
+    if unsafe { libc::setns(fds.init_pidfd, flags) } == 0 {
+        return Ok(());
+    }
+    let errno = sys::errno();
+    if errno != libc::EINVAL || fds.ns.is_empty() {
+        return Err(Fail::new(Step::SetNs, EXEC_SETNS_PIDFD, errno));
+    }
+    for (i, (flag, fd)) in fds.ns.iter().enumerate() {
+        // SAFETY: setns on a namespace fd the parent opened.
+        if unsafe { libc::setns(*fd, *flag) } < 0 {
+            return Err(last(Step::SetNs, i + 1));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the init's root our root: after pivot_root it is the mount namespace's root
+/// anyway, but with `--no-pivot` the namespace's root is still the host's.
+fn enter_root(root: RawFd) -> R<()> {
+    // SAFETY: fchdir on an O_PATH directory fd, chroot on a static path.
+    unsafe {
+        if libc::fchdir(root) < 0 {
+            return Err(last(Step::Pivot, EXEC_ROOT_FCHDIR));
+        }
+        if libc::chroot(c".".as_ptr()) < 0 {
+            return Err(last(Step::Pivot, EXEC_ROOT_CHROOT));
+        }
+    }
+    Ok(())
+}
+
+/// A new pty in the container's devpts; the master goes to the console socket, the
+/// slave becomes the process's stdio in `exec`.
+fn open_exec_console(p: &ProcessPlan, socket: Option<RawFd>) -> R<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let sock = socket.ok_or(Fail::new(Step::ConsoleSend, 0, libc::EBADF))?;
+    // SAFETY: open/ioctl on valid fds and pointers; each returned fd is owned once.
+    let (master, slave) = unsafe {
+        let m = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if m < 0 {
+            return Err(last(Step::Console, 0));
+        }
+        let master = OwnedFd::from_raw_fd(m);
+        let unlock: libc::c_int = 0;
+        if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
+            return Err(last(Step::Console, 1));
+        }
+        let s = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if s < 0 {
+            return Err(last(Step::Console, 2));
+        }
+        (master, OwnedFd::from_raw_fd(s))
+    };
+    if let Some(ws) = p.console_size {
+        // SAFETY: valid fd and winsize pointer.
+        if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+            return Err(last(Step::Console, 3));
+        }
+    }
+    rootfs::send_fd(sock, master.as_raw_fd(), b"/dev/ptmx").map_err(os(Step::ConsoleSend, 0))?;
+    Ok(slave)
 }
 
 #[cfg(test)]

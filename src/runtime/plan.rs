@@ -229,6 +229,19 @@ impl InitPlan {
     }
 }
 
+/// What a process `berth exec` starts in a running container needs: prepared before the
+/// clone like the `InitPlan`, so the child only makes syscalls.
+#[derive(Debug)]
+pub struct ExecPlan {
+    pub process: ProcessPlan,
+    /// CLONE_NEW* flags of the container's namespaces the child joins (all where the
+    /// container differs from berth, except pid: the parent joins that one before the
+    /// clone, since only children enter a pid namespace).
+    pub join_flags: libc::c_int,
+    /// The container's session keyring (`_ses.ID`), joined like runc does for exec.
+    pub session_keyring: Option<CString>,
+}
+
 /// Options of `create` that shape the plan.
 pub struct PlanOptions<'a> {
     pub id: &'a str,
@@ -343,7 +356,7 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
         masked: root_paths(linux.masked_paths())?,
         readonly: root_paths(linux.readonly_paths())?,
         sysctls,
-        process: plan_process(spec, opts.preserve_fds)?,
+        process: plan_process(spec, rootfs, opts.preserve_fds)?,
         create_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.create_container().clone()))?,
         start_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.start_container().clone()))?,
         oom_score_adj: process_spec.oom_score_adj(),
@@ -898,13 +911,38 @@ pub fn exec_candidates(arg0: &str, env: &[String]) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// The home directory of `uid` in the container's /etc/passwd (read through
+/// RESOLVE_IN_ROOT, so a symlinked passwd cannot point at the host's), or "/".
+pub fn container_home(rootfs: &Path, uid: u32) -> String {
+    let read = || -> Option<String> {
+        let root = std::fs::File::open(rootfs).ok()?;
+        use std::os::fd::AsRawFd;
+        let fd = sys::open_in_root(root.as_raw_fd(), c"etc/passwd", libc::O_RDONLY).ok()?;
+        let mut text = String::new();
+        use std::io::Read;
+        std::fs::File::from(fd).take(1 << 20).read_to_string(&mut text).ok()?;
+        text.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+        })
+    };
+    read().filter(|h| !h.is_empty()).unwrap_or_else(|| "/".to_string())
+}
+
 pub fn plan_process_spec(
     process: &oci_spec::runtime::Process,
     preserve_fds: u32,
     personality: Option<libc::c_ulong>,
+    home: Option<String>,
 ) -> Result<ProcessPlan> {
     let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    // Like runc: HOME from the user's passwd entry when the config does not set it.
+    if let Some(home) = home {
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={home}"));
+        }
+    }
     let user = process.user();
     let rlimits = process
         .rlimits()
@@ -971,7 +1009,7 @@ pub fn plan_process_spec(
     })
 }
 
-fn plan_process(spec: &Spec, preserve_fds: u32) -> Result<ProcessPlan> {
+fn plan_process(spec: &Spec, rootfs: &Path, preserve_fds: u32) -> Result<ProcessPlan> {
     let process = spec
         .process()
         .as_ref()
@@ -992,7 +1030,8 @@ fn plan_process(spec: &Spec, preserve_fds: u32) -> Result<ProcessPlan> {
             })
         }
     };
-    plan_process_spec(process, preserve_fds, personality)
+    let home = container_home(rootfs, process.user().uid());
+    plan_process_spec(process, preserve_fds, personality, Some(home))
 }
 
 fn plan_hooks(hooks: Option<Vec<oci_spec::runtime::Hook>>) -> Result<Vec<HookExec>> {

@@ -1,0 +1,498 @@
+//! `exec` into a running container, observed from inside the exec'd process: namespaces,
+//! identity, environment, capabilities, limits, terminals, pid files, pidfds, exit codes,
+//! signals, the error cases, and a stress run that must leak nothing.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{
+    cap_mask, read_pty, runc_diverges, status_field, wait_until, ConsoleSocket, Sandbox,
+    SETTLE_TIMEOUT,
+};
+
+/// A sandbox with a detached container whose init sleeps; returns (sandbox, id).
+fn running(tag: &str, adjust: impl FnOnce(&mut Sandbox)) -> (Sandbox, String) {
+    let mut sb = Sandbox::new(tag);
+    sb.set_script("touch /tmp/init-ready; exec sleep 100000");
+    adjust(&mut sb);
+    let id = sb.new_id(tag);
+    sb.run(&id, &["--detach"]).ok();
+    sb.wait_status(&id, "running");
+    (sb, id)
+}
+
+/// `exec ID sh -c SCRIPT` with extra flags before the id; asserts success, returns stdout.
+#[track_caller]
+fn exec_script(sb: &Sandbox, id: &str, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["exec"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[id, "sh", "-c", script]);
+    sb.rt(&args).ok().stdout
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().map(str::trim_end).collect()
+}
+
+#[test]
+fn exec_joins_every_namespace_of_the_init() {
+    let (sb, id) = running("execns", |_| {});
+    let names = ["mnt", "pid", "net", "ipc", "uts", "cgroup"];
+    let script = names
+        .iter()
+        .map(|n| format!("readlink /proc/self/ns/{n}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let inside = exec_script(&sb, &id, &[], &script);
+    let init = sb.pid(&id);
+    let expected: Vec<String> = names
+        .iter()
+        .map(|n| {
+            fs::read_link(format!("/proc/{init}/ns/{n}"))
+                .expect("read the init's namespace")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        lines(&inside),
+        expected,
+        "exec'd process namespaces vs the init's"
+    );
+    // Born in the container's pid namespace: the init is pid 1 there, we are not.
+    let pids = exec_script(&sb, &id, &[], "echo $$; cat /proc/1/cmdline | tr '\\0' ' '");
+    let pids = lines(&pids);
+    assert_ne!(pids[0], "1");
+    assert!(pids[1].starts_with("sleep"), "{pids:?}");
+    // Same root as the init: the file the init made is there.
+    exec_script(&sb, &id, &[], "test -e /tmp/init-ready");
+}
+
+#[test]
+fn exit_codes_pass_through() {
+    let (sb, id) = running("execcode", |_| {});
+    sb.rt(&["exec", &id, "true"]).code_is(0);
+    sb.rt(&["exec", &id, "sh", "-c", "exit 3"]).code_is(3);
+    sb.rt(&["exec", &id, "sh", "-c", "kill -9 $$"]).code_is(137);
+}
+
+#[test]
+fn user_groups_cwd_and_env_flags() {
+    let (sb, id) = running("execuser", |sb| {
+        sb.config["process"]["env"] = json!(["PATH=/bin", "KEPT=yes"]);
+    });
+    let out = exec_script(
+        &sb,
+        &id,
+        &["--user", "1000:1000", "-g", "10", "--additional-gids", "20", "--cwd", "/tmp", "-e", "FOO=bar baz", "--env", "KEPT=over"],
+        "id -u; id -g; grep ^Groups /proc/self/status; pwd; echo \"$FOO\"; echo \"$KEPT\"; echo \"$HOME\"",
+    );
+    let l = lines(&out);
+    assert_eq!(l[0], "1000");
+    assert_eq!(l[1], "1000");
+    let groups: BTreeSet<&str> = status_field(l[2], "Groups")
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(groups, BTreeSet::from(["10", "20"]));
+    assert_eq!(&l[3..], ["/tmp", "bar baz", "over", "/home/user"]);
+    // A uid alone keeps the config's gid.
+    let out = exec_script(&sb, &id, &["-u", "1000"], "id -u; id -g");
+    assert_eq!(lines(&out), ["1000", "0"]);
+}
+
+#[test]
+fn capabilities_rlimits_and_no_new_privs_come_from_the_container() {
+    let (sb, id) = running("execcaps", |sb| {
+        let caps = json!(["CAP_KILL", "CAP_CHOWN"]);
+        sb.config["process"]["capabilities"] = json!({
+            "bounding": caps, "effective": caps, "permitted": caps
+        });
+        sb.config["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]);
+        sb.config["process"]["noNewPrivileges"] = json!(false);
+    });
+    let script = "grep -e ^Cap -e ^NoNewPrivs /proc/self/status; ulimit -n; ulimit -Hn";
+    let status = exec_script(&sb, &id, &[], script);
+    let container_caps = cap_mask(&["CAP_KILL", "CAP_CHOWN"]);
+    for key in ["CapBnd", "CapEff", "CapPrm"] {
+        let hex = status_field(&status, key).expect(key);
+        assert_eq!(
+            u64::from_str_radix(hex, 16).ok(),
+            Some(container_caps),
+            "{key}: {status}"
+        );
+    }
+    assert_eq!(status_field(&status, "NoNewPrivs"), Some("0"));
+    assert!(status.ends_with("123\n321\n"), "{status}");
+
+    let status = exec_script(
+        &sb,
+        &id,
+        &["--cap", "CAP_NET_RAW", "--no-new-privs"],
+        script,
+    );
+    let with_raw = container_caps | cap_mask(&["CAP_NET_RAW"]);
+    for key in ["CapBnd", "CapEff", "CapPrm"] {
+        let hex = status_field(&status, key).expect(key);
+        assert_eq!(
+            u64::from_str_radix(hex, 16).ok(),
+            Some(with_raw),
+            "{key}: {status}"
+        );
+    }
+    assert_eq!(status_field(&status, "NoNewPrivs"), Some("1"));
+}
+
+#[test]
+fn process_file_runs_as_described() {
+    let (sb, id) = running("execproc", |_| {});
+    let path = sb.dir.join("process.json");
+    let process = json!({
+        "user": {"uid": 1000, "gid": 1000, "additionalGids": [20]},
+        "args": ["sh", "-c", "id; pwd; echo \"$X\"; grep ^CapEff /proc/self/status; ulimit -n"],
+        "env": ["PATH=/bin", "X=from-file"],
+        "cwd": "/etc",
+        "capabilities": {"bounding": ["CAP_KILL"], "effective": [], "permitted": []},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 77, "soft": 77}],
+        "noNewPrivileges": true
+    });
+    fs::write(&path, process.to_string()).expect("write process.json");
+    let out = sb
+        .rt(&["exec", "--process", path.to_str().expect("utf-8 path"), &id])
+        .ok()
+        .stdout;
+    let l = lines(&out);
+    assert_eq!(l[0], "uid=1000(user) gid=1000(user) groups=20");
+    assert_eq!(&l[1..3], ["/etc", "from-file"]);
+    assert_eq!(status_field(l[3], "CapEff"), Some("0000000000000000"));
+    assert_eq!(l[4], "77");
+
+    // A command and --process together are ambiguous.
+    sb.rt(&[
+        "exec",
+        "--process",
+        path.to_str().expect("utf-8 path"),
+        &id,
+        "true",
+    ])
+    .one_line_error(&["--process"]);
+    // A process file that is not JSON.
+    fs::write(&path, "{not json").expect("write bad process.json");
+    sb.rt(&["exec", "-p", path.to_str().expect("utf-8 path"), &id])
+        .one_line_error(&["process"]);
+}
+
+/// A process file without noNewPrivileges keeps the container's (runc resets it to false).
+#[test]
+fn process_file_without_no_new_privileges_keeps_the_containers() {
+    runc_diverges(
+        "runc turns no_new_privs off when the process file omits it",
+        || {
+            let (sb, id) = running("execnnp", |sb| {
+                sb.config["process"]["noNewPrivileges"] = json!(true);
+            });
+            let path = sb.dir.join("process.json");
+            let process = json!({
+                "user": {"uid": 0, "gid": 0},
+                "args": ["grep", "^NoNewPrivs", "/proc/self/status"],
+                "env": ["PATH=/bin"],
+                "cwd": "/"
+            });
+            fs::write(&path, process.to_string()).expect("write process.json");
+            let out = sb
+                .rt(&["exec", "-p", path.to_str().expect("utf-8 path"), &id])
+                .ok()
+                .stdout;
+            assert_eq!(status_field(&out, "NoNewPrivs"), Some("1"));
+        },
+    );
+}
+
+#[test]
+fn tty_through_the_console_socket() {
+    let (sb, id) = running("exectty", |_| {});
+    let socket = ConsoleSocket::bind(sb.dir.join("exec-console.sock"));
+    let sock = socket.path.to_str().expect("utf-8 path").to_string();
+    let cmd = sb
+        .cmd()
+        .args(["exec", "--tty", "--detach", "--console-socket", &sock, &id])
+        .args(["sh", "-c", "tty; echo exec-tty-done"]);
+    let running_exec = cmd.spawn();
+    let master = socket.receive_master(SETTLE_TIMEOUT);
+    running_exec.wait().ok();
+    let text = read_pty(&master, SETTLE_TIMEOUT);
+    let l = lines(&text);
+    assert!(l[0].starts_with("/dev/pts/"), "tty output: {text:?}");
+    assert!(l.contains(&"exec-tty-done"), "{text:?}");
+}
+
+#[test]
+fn foreground_tty_is_proxied() {
+    let (sb, id) = running("exectty2", |_| {});
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave: OwnedFd = pty.slave;
+    let exec = sb
+        .cmd()
+        .args(["exec", "-t", &id, "sh", "-c", "tty; exit 6"])
+        .stdin(std::process::Stdio::from(
+            slave.try_clone().expect("dup slave"),
+        ))
+        .stdout(std::process::Stdio::from(
+            slave.try_clone().expect("dup slave"),
+        ))
+        .stderr(std::process::Stdio::from(slave))
+        .spawn();
+    let text = read_pty(&pty.master, SETTLE_TIMEOUT);
+    let out = exec.wait();
+    assert_eq!(
+        out.code,
+        Some(6),
+        "exit code through the pty proxy: {out:?}\n{text:?}"
+    );
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+}
+
+#[test]
+fn detach_writes_the_pid_file_of_a_process_in_the_container() {
+    let (sb, id) = running("execpid", |_| {});
+    let pid_file = sb.dir.join("exec.pid");
+    sb.rt(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().expect("utf-8 path"),
+        &id,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("pid file written")
+        .trim()
+        .parse()
+        .expect("pid file holds a number");
+    let init = sb.pid(&id);
+    let ns = |p: i32| fs::read_link(format!("/proc/{p}/ns/pid")).expect("pid ns");
+    assert_eq!(
+        ns(pid),
+        ns(init),
+        "the exec'd process is in the container's pid namespace"
+    );
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+    // `kill --all` reaches it too.
+    sb.rt(&["kill", "--all", &id, "KILL"]).ok();
+    wait_until("the exec'd process to die", SETTLE_TIMEOUT, || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
+    });
+}
+
+#[test]
+fn signals_are_forwarded_to_a_foreground_exec() {
+    let (sb, id) = running("execsig", |_| {});
+    let exec = sb
+        .cmd()
+        .args(["exec", &id, "sh", "-c"])
+        .arg("trap 'exit 42' TERM; echo > /tmp/trap-set; while :; do sleep 0.05; done")
+        .spawn();
+    sb.wait_rootfs_file("tmp/trap-set");
+    exec.signal(libc::SIGTERM);
+    exec.wait().code_is(42);
+}
+
+#[test]
+fn preserve_fds_passes_descriptors() {
+    let (sb, id) = running("execfds", |_| {});
+    let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+    sb.cmd()
+        .args([
+            "exec",
+            "--preserve-fds",
+            "1",
+            &id,
+            "sh",
+            "-c",
+            "echo through-fd-3 >&3",
+        ])
+        .pass_fd(write_end, 3)
+        .output()
+        .ok();
+    let mut text = String::new();
+    fs::File::from(read_end)
+        .read_to_string(&mut text)
+        .expect("read the pipe");
+    assert_eq!(text, "through-fd-3\n");
+}
+
+/// The pidfd sent over --pidfd-socket names the right process (fdinfo's Pid line).
+#[track_caller]
+fn pid_of_pidfd(fd: &OwnedFd) -> i32 {
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).expect("fdinfo");
+    status_field(&info, "Pid")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not a pidfd: {info}"))
+}
+
+#[test]
+fn pidfd_socket_for_exec_and_create() {
+    let (sb, id) = running("execpidfd", |_| {});
+    let socket = ConsoleSocket::bind(sb.dir.join("pidfd.sock"));
+    let sock = socket.path.to_str().expect("utf-8 path").to_string();
+    let pid_file = sb.dir.join("exec.pid");
+    let exec = sb
+        .cmd()
+        .args(["exec", "-d", "--pidfd-socket", &sock, "--pid-file"])
+        .arg(&pid_file)
+        .args([&id, "sleep", "1000"])
+        .spawn();
+    let pidfd = socket.receive_master(SETTLE_TIMEOUT);
+    exec.wait().ok();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_eq!(pid_of_pidfd(&pidfd), pid);
+
+    let mut sb2 = Sandbox::new("createpidfd");
+    sb2.set_script("sleep 1000");
+    let socket2 = ConsoleSocket::bind(sb2.dir.join("pidfd.sock"));
+    let id2 = sb2.new_id("createpidfd");
+    sb2.save_config();
+    let create = sb2
+        .cmd()
+        .args(["create", "--pidfd-socket"])
+        .arg(&socket2.path)
+        .arg("--bundle")
+        .arg(&sb2.bundle)
+        .arg(&id2)
+        .spawn();
+    let init_pidfd = socket2.receive_master(SETTLE_TIMEOUT);
+    create.wait().ok();
+    assert_eq!(pid_of_pidfd(&init_pidfd), sb2.pid(&id2));
+    // A socket nobody listens on: create fails and leaves nothing.
+    let id3 = sb2.new_id("createpidfd");
+    let missing = sb2.dir.join("missing.sock");
+    sb2.rt(&[
+        "create",
+        "--pidfd-socket",
+        missing.to_str().expect("utf-8"),
+        "--bundle",
+        sb2.bundle.to_str().expect("utf-8"),
+        &id3,
+    ])
+    .one_line_error(&["pidfd"]);
+    assert!(!sb2.state_root.join(&id3).exists());
+}
+
+#[test]
+fn exec_fails_clearly() {
+    let (sb, id) = running("execerr", |_| {});
+    sb.rt(&["exec", "no-such-container", "true"])
+        .code_is(255)
+        .one_line_error(&["does not exist"]);
+    sb.rt(&["exec", &id]).code_is(255).one_line_error(&["args"]);
+    sb.rt(&["exec", &id, "/no/such/binary"])
+        .code_is(255)
+        .one_line_error(&["/no/such/binary"]);
+    sb.rt(&["exec", "--cwd", "relative", &id, "true"])
+        .code_is(255)
+        .one_line_error(&["cwd"]);
+    sb.rt(&["exec", "-u", "root", &id, "true"])
+        .one_line_error(&["uid"]);
+    sb.rt(&["exec", "--cap", "CAP_NOT_A_CAP", &id, "true"])
+        .one_line_error(&["CAP_NOT_A_CAP"]);
+    sb.rt(&["exec", "-t", "-d", &id, "tty"])
+        .one_line_error(&["console-socket"]);
+    let sock = sb.dir.join("nobody.sock");
+    sb.rt(&[
+        "exec",
+        "--console-socket",
+        sock.to_str().expect("utf-8"),
+        &id,
+        "true",
+    ])
+    .one_line_error(&["terminal"]);
+    // The container keeps running, and nothing was left inside it.
+    assert_eq!(sb.status(&id), "running");
+    assert_eq!(
+        sb.processes_inside(),
+        [sb.pid(&id)],
+        "only the init is left"
+    );
+}
+
+#[test]
+fn exec_into_a_stopped_or_paused_container() {
+    let (sb, id) = running("execstate", |_| {});
+    sb.rt(&["pause", &id]).ok();
+    sb.rt(&["exec", &id, "true"])
+        .code_is(255)
+        .one_line_error(&["paused"]);
+    // --ignore-paused: the process starts frozen and runs on resume.
+    let exec = sb
+        .cmd()
+        .args([
+            "exec",
+            "--ignore-paused",
+            &id,
+            "sh",
+            "-c",
+            "echo ran-after-resume",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    sb.rt(&["resume", &id]).ok();
+    let out = exec.wait().ok();
+    assert_eq!(out.stdout, "ran-after-resume\n");
+
+    sb.rt(&["kill", &id, "KILL"]).ok();
+    sb.wait_status(&id, "stopped");
+    sb.rt(&["exec", &id, "true"])
+        .code_is(255)
+        .one_line_error(&["stopped"]);
+    sb.rt(&["delete", &id]).ok();
+    sb.assert_nothing_left(&id);
+}
+
+/// 200 execs one after another, then 20 at once, into one container: every one succeeds,
+/// sees only stdio as its descriptors, and nothing is left running but the init.
+#[test]
+fn stress_sequential_and_parallel_execs_leak_nothing() {
+    let (sb, id) = running("execstress", |_| {});
+    // ls's own descriptors: stdio, and 3 for the directory it reads.
+    let fds_script = "exec ls -1 /proc/self/fd";
+    for i in 0..200 {
+        let out = sb
+            .rt(&["exec", &id, "sh", "-c", &format!("echo {i}; {fds_script}")])
+            .ok();
+        assert_eq!(
+            lines(&out.stdout),
+            [i.to_string().as_str(), "0", "1", "2", "3"],
+            "exec #{i}"
+        );
+    }
+    let parallel: Vec<_> = (0..20)
+        .map(|i| {
+            sb.cmd()
+                .args(["exec", &id, "sh", "-c", &format!("sleep 0.2; echo p{i}")])
+                .timeout(Duration::from_secs(60))
+                .spawn()
+        })
+        .collect();
+    for (i, exec) in parallel.into_iter().enumerate() {
+        let out = exec.wait().ok();
+        assert_eq!(out.stdout, format!("p{i}\n"));
+    }
+    let init = sb.pid(&id);
+    wait_until("only the init to be left", SETTLE_TIMEOUT, || {
+        sb.processes_inside() == vec![init]
+    });
+    assert_eq!(sb.status(&id), "running");
+}

@@ -1,0 +1,54 @@
+//! `--pidfd-socket PATH` (create, run, exec): the process's pidfd is sent over that unix
+//! socket with SCM_RIGHTS, as runc does, so the caller can signal and wait for exactly
+//! that process even after its pid is reused.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use super::lifecycle;
+use crate::runtime::create::Created;
+use crate::runtime::error::{Context, Result};
+use crate::runtime::{log, rootfs, sys};
+
+/// A connection to the caller's pidfd socket, made before anything is created so a bad
+/// path fails early and leaves nothing behind.
+pub struct PidfdSocket {
+    path: PathBuf,
+    stream: UnixStream,
+}
+
+impl PidfdSocket {
+    pub fn connect(path: &Path) -> Result<PidfdSocket> {
+        let stream = UnixStream::connect(path)
+            .ctx(|| format!("connecting to pidfd socket {}", path.display()))?;
+        Ok(PidfdSocket {
+            path: path.to_path_buf(),
+            stream,
+        })
+    }
+
+    /// Sends `pidfd` (the message names it, like runc's `pidfd`).
+    pub fn send(&self, pidfd: &OwnedFd) -> Result<()> {
+        rootfs::send_fd(self.stream.as_raw_fd(), pidfd.as_raw_fd(), b"pidfd")
+            .ctx(|| format!("sending the pidfd to {}", self.path.display()))
+    }
+}
+
+/// Sends a just-created container's init pidfd; when that fails, the container is killed
+/// and destroyed so the failed command leaves nothing behind.
+pub fn send_or_destroy(created: Created, sock: &PidfdSocket) -> Result<Created> {
+    match sock.send(&created.pidfd) {
+        Ok(()) => Ok(created),
+        Err(e) => {
+            let _ = sys::pidfd_send_signal(created.pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(created.pid), None);
+            if let Err(de) = lifecycle::destroy(created.container) {
+                log::warn(&format!(
+                    "removing the container after a failed pidfd hand-over: {de}"
+                ));
+            }
+            Err(e)
+        }
+    }
+}
