@@ -9,14 +9,27 @@ use crate::error::Error;
 /// The kernel's limit on the length of one filter (BPF_MAXINSNS).
 pub const MAX_INSNS: usize = 4096;
 
-// Opcodes (linux/bpf_common.h); only the ones seccomp programs here need.
-pub const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-pub const ALU_AND_K: u16 = 0x04 | 0x50 | 0x00;
-pub const JMP_JA: u16 = 0x05 | 0x00;
-pub const JMP_JEQ_K: u16 = 0x05 | 0x10 | 0x00;
-pub const JMP_JGT_K: u16 = 0x05 | 0x20 | 0x00;
-pub const JMP_JGE_K: u16 = 0x05 | 0x30 | 0x00;
-pub const RET_K: u16 = 0x06 | 0x00;
+// Opcodes (linux/bpf_common.h): class | size/operation | source.
+const BPF_LD: u16 = 0x00;
+const BPF_ALU: u16 = 0x04;
+const BPF_JMP: u16 = 0x05;
+const BPF_RET: u16 = 0x06;
+const BPF_W: u16 = 0x00;
+const BPF_ABS: u16 = 0x20;
+const BPF_AND: u16 = 0x50;
+const BPF_JA: u16 = 0x00;
+const BPF_JEQ: u16 = 0x10;
+const BPF_JGT: u16 = 0x20;
+const BPF_JGE: u16 = 0x30;
+const BPF_K: u16 = 0x00;
+
+pub const LD_W_ABS: u16 = BPF_LD | BPF_W | BPF_ABS;
+pub const ALU_AND_K: u16 = BPF_ALU | BPF_AND | BPF_K;
+pub const JMP_JA: u16 = BPF_JMP | BPF_JA;
+pub const JMP_JEQ_K: u16 = BPF_JMP | BPF_JEQ | BPF_K;
+pub const JMP_JGT_K: u16 = BPF_JMP | BPF_JGT | BPF_K;
+pub const JMP_JGE_K: u16 = BPF_JMP | BPF_JGE | BPF_K;
+pub const RET_K: u16 = BPF_RET | BPF_K;
 
 /// Offsets in `struct seccomp_data`.
 pub const DATA_NR: u32 = 0;
@@ -134,7 +147,7 @@ pub struct SeccompData {
 impl SeccompData {
     fn word(&self, offset: u32) -> Option<u32> {
         let half = |v: u64| {
-            if offset % 8 == 0 {
+            if offset.is_multiple_of(8) {
                 v as u32
             } else {
                 (v >> 32) as u32

@@ -80,7 +80,7 @@ impl Cond {
         // Each step: (load offset, optional AND mask, comparisons). A comparison
         // names where its true and false edges go: the next comparison, PASS
         // (end of the block) or FAIL (end of the block + fail_skip).
-        let steps: Vec<(u32, Option<u32>, Vec<(u16, u32, Edge, Edge)>)> = match self.op {
+        let steps: Vec<Step> = match self.op {
             Op::Eq(v) => {
                 let (hi, lo) = split(v);
                 vec![
@@ -166,7 +166,10 @@ enum Edge {
     Fail,
 }
 
-type Step = (u32, Option<u32>, Vec<(u16, u32, Edge, Edge)>);
+/// A comparison: opcode, constant, where the true and false edges go.
+type Compare = (u16, u32, Edge, Edge);
+/// Load a word (offset), optionally AND it with a mask, then compare.
+type Step = (u32, Option<u32>, Vec<Compare>);
 
 fn assemble(steps: &[Step], fail_skip: usize) -> Result<Vec<sock_filter>, Error> {
     let len: usize = steps
