@@ -6,7 +6,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use ureq::http::{self, Response};
@@ -412,11 +412,7 @@ fn build_agent(registry: &str, opts: &ClientOptions) -> Result<ureq::Agent> {
 /// `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST` as
 /// podman and docker use).
 fn trusted_roots(registry: &str, cert_dir: Option<&Path>) -> Result<RootCerts> {
-    let mut certs: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
-        .certs
-        .into_iter()
-        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-        .collect();
+    let mut certs = system_roots().clone();
     let dirs: Vec<PathBuf> = match cert_dir {
         Some(d) => vec![d.to_owned()],
         None => ["/etc/containers/certs.d", "/etc/docker/certs.d"]
@@ -428,6 +424,18 @@ fn trusted_roots(registry: &str, cert_dir: Option<&Path>) -> Result<RootCerts> {
         certs.extend(certs_in(&dir, cert_dir.is_some())?);
     }
     Ok(RootCerts::new_with_certs(&certs))
+}
+
+/// The host's CA roots, read once per process (parsing them is slow).
+fn system_roots() -> &'static Vec<Certificate<'static>> {
+    static ROOTS: OnceLock<Vec<Certificate<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        rustls_native_certs::load_native_certs()
+            .certs
+            .into_iter()
+            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+            .collect()
+    })
 }
 
 fn certs_in(dir: &Path, must_exist: bool) -> Result<Vec<Certificate<'static>>> {
