@@ -25,6 +25,14 @@ fn mounts_are_applied_in_order_with_options() {
         json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=750"]}),
     );
+    sb.add_mount(
+        json!({"destination": "/mnt/noatime", "type": "tmpfs", "source": "tmpfs",
+        "options": ["noatime", "nodiratime"]}),
+    );
+    sb.add_mount(
+        json!({"destination": "/mnt/strict", "type": "tmpfs", "source": "tmpfs",
+        "options": ["strictatime"]}),
+    );
     // Mounted after /mnt/t, so it must land inside the new tmpfs.
     sb.add_mount(
         json!({"destination": "/mnt/t/inner", "type": "tmpfs", "source": "tmpfs",
@@ -41,6 +49,16 @@ fn mounts_are_applied_in_order_with_options() {
     }
     assert!(has(&t.super_options, "size=1024k"), "{t:?}");
     assert_eq!(mode.trim(), "750");
+    let noatime = &mount_at(&mounts, "/mnt/noatime").mount_options;
+    assert!(
+        has(noatime, "noatime") && has(noatime, "nodiratime"),
+        "{noatime:?}"
+    );
+    let strict = &mount_at(&mounts, "/mnt/strict").mount_options;
+    assert!(
+        !has(strict, "relatime") && !has(strict, "noatime"),
+        "strictatime: {strict:?}"
+    );
     let inner = mount_at(&mounts, "/mnt/t/inner");
     assert!(
         has(&inner.mount_options, "ro") && has(&inner.mount_options, "relatime"),
@@ -106,15 +124,24 @@ fn recursive_read_only_reaches_submounts() {
         Some("size=1m"),
     )
     .expect("mount a tmpfs submount");
-    sb.add_mount(json!({"destination": "/mnt/r", "type": "bind", "source": src, "options": ["rbind", "rro"]}));
+    sb.add_mount(
+        json!({"destination": "/mnt/r", "type": "bind", "source": src,
+        "options": ["rbind", "rro", "rnosuid", "rnoexec"]}),
+    );
     let out = sb.run_script(
         "touch /mnt/r/sub/x 2>/dev/null && echo sub-writable || echo sub-read-only; \
-         touch /mnt/r/y 2>/dev/null && echo top-writable || echo top-read-only",
+         touch /mnt/r/y 2>/dev/null && echo top-writable || echo top-read-only; \
+         cat /proc/self/mountinfo",
     );
-    assert_eq!(
-        out.lines().collect::<Vec<_>>(),
-        ["sub-read-only", "top-read-only"]
-    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["sub-read-only", "top-read-only"]);
+    let mounts = parse_mountinfo(&out);
+    for point in ["/mnt/r", "/mnt/r/sub"] {
+        let options = &mount_at(&mounts, point).mount_options;
+        for opt in ["ro", "nosuid", "noexec"] {
+            assert!(has(options, opt), "{point} lacks {opt}: {options:?}");
+        }
+    }
 }
 
 #[test]

@@ -44,6 +44,21 @@ fn new_namespaces_differ_from_the_host() {
     );
 }
 
+/// In a cgroup namespace the container's own cgroups are its root.
+#[test]
+fn cgroup_namespace_roots_the_container_cgroups() {
+    let mut sb = Sandbox::new("cgroupns");
+    add_namespace(&mut sb, json!({"type": "cgroup"}));
+    let out = sb.run_script("cat /proc/self/cgroup");
+    assert!(!out.trim().is_empty());
+    for line in out.lines() {
+        assert!(
+            line.ends_with(":/"),
+            "cgroup path is not the namespace root: {line}"
+        );
+    }
+}
+
 #[test]
 fn network_namespace_has_only_loopback() {
     let mut sb = Sandbox::new("netns");
