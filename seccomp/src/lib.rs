@@ -280,6 +280,12 @@ impl fmt::Debug for Filter {
     }
 }
 
+/// Runs any classic-BPF seccomp program on `data` like the kernel would (the
+/// subset of opcodes seccomp programs use) and returns its return value.
+pub fn evaluate_program(program: &[libc::sock_filter], data: &SeccompData) -> Result<u32, Error> {
+    bpf::run(program, data)
+}
+
 /// The `linux.seccomp` object of `berth features` (runtime spec features.md),
 /// with the flags this kernel supports.
 pub fn features() -> serde_json::Value {
