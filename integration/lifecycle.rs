@@ -449,6 +449,47 @@ fn created_container_inherits_stdio_unchanged() {
     sb.assert_nothing_left(&id);
 }
 
+/// containerd's shim hands the container named fifos as stdio.
+#[test]
+fn created_container_writes_to_a_fifo() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut sb = Sandbox::new("fifo");
+    let fifo = sb.dir.join("stdout.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    // Open the read end first (non-blocking, so open does not wait for a writer).
+    let mut reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("open fifo for reading");
+    let writer = fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("open fifo for writing");
+    sb.set_script("echo through-the-fifo; stat -L -c %F /proc/self/fd/1");
+    let id = sb.new_id("fifo");
+    sb.save_config();
+    sb.cmd()
+        .arg("create")
+        .arg("--bundle")
+        .arg(&sb.bundle)
+        .arg(&id)
+        .stdout(writer.into())
+        .output()
+        .ok();
+    sb.rt(&["start", &id]).ok();
+    sb.wait_status(&id, "stopped");
+    let mut text = String::new();
+    reader.read_to_string(&mut text).expect("read the fifo");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["through-the-fifo", "fifo"]
+    );
+    sb.rt(&["delete", &id]).ok();
+    sb.assert_nothing_left(&id);
+}
+
 #[test]
 fn preserve_fds_passes_extra_descriptors() {
     let mut sb = Sandbox::new("preservefds");
