@@ -68,7 +68,12 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
     let live_root = PathBuf::from(format!("/proc/{}/root", saved.pid));
     let home = plan::container_home(&live_root, process.user().uid());
     let plan = ExecPlan {
-        process: plan::plan_process_spec(&process, opts.preserve_fds, None, Some(home))?,
+        process: {
+            let mut process = plan::plan_process_spec(&process, opts.preserve_fds, None, Some(home))?;
+            // The exec'd process gets the container's seccomp filter, as with runc.
+            process.seccomp = plan::compile_seccomp(&saved.config)?;
+            process
+        },
         join_flags: 0,
         session_keyring: Some(plan::cstring(format!("_ses.{}", saved.id).as_bytes())?),
     };
@@ -322,7 +327,7 @@ impl ConsoleChannel {
                 "--console-socket was given but the process has no terminal (--tty)".into(),
             )),
             (None, true) if opts.detach => Err(Error::Usage(
-                "a detached exec with a terminal needs --console-socket".into(),
+                "a detached exec with a terminal needs a console socket (--console-socket)".into(),
             )),
             (None, true) => {
                 let (ours, theirs) = UnixStream::pair().ctx(|| "creating console socketpair")?;
