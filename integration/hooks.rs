@@ -265,10 +265,8 @@ fn failing_start_container_hook_stops_the_container() {
 }
 
 /// The spec: "If any startContainer hook fails, the runtime MUST generate an error".
-/// Ignored for now: berth, like runc, returns from `start` before the init runs the hook.
-/// Run it with `cargo test -p berth --test integration -- --ignored`.
+/// berth's start waits until the init exec'd or failed; runc 1.1.5 returns before.
 #[test]
-#[ignore = "berth and runc 1.1.5 return 0 from start before the startContainer hooks run"]
 fn failing_start_container_hook_fails_start() {
     runc_diverges(
         "runc 1.1.5 start returns 0 before its init runs the startContainer hooks",

@@ -301,7 +301,7 @@ fn spawn_in_cgroup(
         }
         init.send(msg::GO)?;
         init.send_bytes(&state)?;
-        init.wait_created(plan)?;
+        init.wait_created(plan, &saved)?;
         let master = match &console {
             ConsoleChannel::Private { ours, .. } => Some(receive_fd(ours.as_raw_fd())?),
             _ => None,
@@ -357,14 +357,18 @@ impl InitProcess {
 
     /// Receives one message; EOF means the init died without saying why.
     fn recv(&self, plan: &InitPlan) -> Result<(u32, u32, u32, i32)> {
+        self.recv_with_fd(plan).map(|(m, _)| m)
+    }
+
+    /// Receives one message and the descriptor attached to it, if any.
+    fn recv_with_fd(&self, plan: &InitPlan) -> Result<((u32, u32, u32, i32), Option<OwnedFd>)> {
         let mut b = [0u8; 16];
-        let n = loop {
-            // SAFETY: b is a valid 16-byte buffer.
-            let n = unsafe { libc::recv(self.sock.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
+        let (n, fd) = loop {
+            match recv_msg(self.sock.as_raw_fd(), &mut b) {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(_) => break (0, None),
+                Ok(r) => break r,
             }
-            break n;
         };
         if n != 16 {
             return Err(Error::Init(
@@ -381,7 +385,7 @@ impl InitProcess {
             };
             return Err(Error::Init(describe(plan, fail)));
         }
-        Ok(m)
+        Ok((m, fd))
     }
 
     /// Namespaces: write id maps when asked, learn the init's pid after the extra fork.
@@ -420,8 +424,21 @@ impl InitProcess {
         Ok(m)
     }
 
-    fn wait_created(&self, plan: &InitPlan) -> Result<()> {
-        self.expect(plan, msg::CREATED).map(drop)
+    /// Waits for CREATED; a seccomp notify fd sent before it goes to the agent at
+    /// linux.seccomp.listenerPath with the container process state.
+    fn wait_created(&self, plan: &InitPlan, saved: &Saved) -> Result<()> {
+        loop {
+            let (m, fd) = self.recv_with_fd(plan)?;
+            match (m.0, fd) {
+                (msg::CREATED, _) => return Ok(()),
+                (msg::SECCOMP_FD, Some(fd)) => send_notify_fd(saved, self.pid, &fd)?,
+                (kind, _) => {
+                    return Err(Error::Init(format!(
+                        "unexpected message {kind} from the container init"
+                    )))
+                }
+            }
+        }
     }
 
     /// Kills the init after a failed create and reaps it if it is ours.
@@ -433,6 +450,60 @@ impl InitProcess {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.clone_pid), None);
         }
     }
+}
+
+/// `recvmsg` of one message with room for one SCM_RIGHTS descriptor.
+fn recv_msg(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain old data; its pointers are valid for the call.
+    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = &mut iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.as_mut_ptr().cast();
+    m.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: recvmsg into the buffers above; the CMSG macros walk our own control buffer.
+    unsafe {
+        let n = libc::recvmsg(sock, &mut m, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&m);
+        let fd = if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+        {
+            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
+            Some(OwnedFd::from_raw_fd(raw))
+        } else {
+            None
+        };
+        Ok((n as usize, fd))
+    }
+}
+
+/// Hands the seccomp notify fd to the agent at listenerPath (runtime spec, config-linux.md).
+fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd) -> Result<()> {
+    let seccomp = saved
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone())
+        .unwrap_or_default();
+    let Some(path) = seccomp.listener_path() else {
+        return Err(Error::Config(
+            "linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into(),
+        ));
+    };
+    let state = serde_json::to_value(container::oci_state(saved, Status::Creating))
+        .map_err(|e| Error::State(format!("encoding state: {e}")))?;
+    let json = berth_seccomp::process_state_json(seccomp.listener_metadata().as_deref(), pid, state);
+    use std::os::fd::AsFd;
+    berth_seccomp::send_to_listener(path, fd.as_fd(), &json)
+        .map_err(|e| Error::Init(format!("seccomp listener: {e}")))
 }
 
 /// Writes /proc/PID/{uid_map,gid_map} for a new user namespace.
@@ -589,6 +660,7 @@ pub fn describe(plan: &InitPlan, fail: Fail) -> String {
         Step::Sync => format!("talking to berth: {err}"),
         Step::Exec => format!("exec {:?}: {err}", plan.process.arg0),
         Step::Keyring => format!("creating a session keyring: {err}"),
+        Step::Seccomp => format!("loading the seccomp filter: {err}"),
     }
 }
 

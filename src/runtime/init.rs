@@ -58,11 +58,12 @@ pub enum Step {
     Sync,
     Exec,
     Keyring,
+    Seccomp,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
-        const ALL: [Step; 44] = [
+        const ALL: [Step; 45] = [
             Step::SetNs, Step::Unshare, Step::Fork, Step::BecomeRoot, Step::TimeOffsets,
             Step::Hostname, Step::Domainname, Step::RootPropagation, Step::RootBind,
             Step::MountDest, Step::MountSource, Step::Mount, Step::MountOption, Step::MountAttr,
@@ -71,7 +72,7 @@ impl Step {
             Step::HookTimeout, Step::HookStatus, Step::Pivot, Step::Sysctl, Step::Readonly,
             Step::Mask, Step::RootReadonly, Step::Rlimit, Step::Personality, Step::IoPriority,
             Step::Cwd, Step::CwdEscape, Step::Umask, Step::Groups, Step::SetUser, Step::Caps,
-            Step::NoNewPrivs, Step::ExecLookup, Step::Sync, Step::Exec, Step::Keyring,
+            Step::NoNewPrivs, Step::ExecLookup, Step::Sync, Step::Exec, Step::Keyring, Step::Seccomp,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -112,6 +113,8 @@ pub mod msg {
     pub const MAPS_DONE: u32 = 5;
     /// parent -> init: hooks ran; go on. The next message is the state JSON for hooks.
     pub const GO: u32 = 6;
+    /// init -> parent: the seccomp notify fd is attached (SCM_RIGHTS) for the listener.
+    pub const SECCOMP_FD: u32 = 7;
 
     pub fn encode(kind: u32, step: u32, index: u32, value: i32) -> [u8; 16] {
         let mut b = [0u8; 16];
@@ -266,14 +269,28 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     }
     drop(root);
 
-    let exec_index = prepare_process(&plan.process)?;
+    let (exec_index, notify_fd) = prepare_process(&plan.process)?;
+    if let Some(fd) = notify_fd {
+        // The parent hands it to the seccomp agent at listenerPath before create returns.
+        rootfs::send_fd(fds.sync, fd.as_raw_fd(), &msg::encode(msg::SECCOMP_FD, 0, 0, 0))
+            .map_err(os(Step::Seccomp, 1))?;
+    }
     send(fds.sync, msg::CREATED, 0, 0, 0).map_err(os(Step::Sync, 1))?;
     wait_for_start(fds.fifo)?;
-    for (i, hook) in plan.start_container_hooks.iter().enumerate() {
-        run_hook(hook, state_buf, Step::StartContainerHook, i)?;
-    }
-    exec(&plan.process, exec_index, console.as_ref(), true)
+    let started = (|| {
+        for (i, hook) in plan.start_container_hooks.iter().enumerate() {
+            run_hook(hook, state_buf, Step::StartContainerHook, i)?;
+        }
+        exec(&plan.process, exec_index, console.as_ref(), true)
+    })();
+    // `start` waits for our end of the fifo to close; a byte left in it says the user
+    // program never ran (a startContainer hook or execve failed).
+    let _ = sys::write_all(fds.fifo, START_FAILED);
+    started
 }
+
+/// What the init leaves in the exec fifo when the user program could not be started.
+pub const START_FAILED: &[u8] = b"E";
 
 /// After the parent wrote the id maps: become root of the new user namespace, when root is mapped.
 fn become_root() {
@@ -476,9 +493,19 @@ fn run_hook(hook: &HookExec, state: &[u8], step: Step, index: usize) -> R<()> {
     Ok(())
 }
 
+/// Whether the seccomp filter is loaded in `prepare_process` rather than right before
+/// execve: without no_new_privs loading needs CAP_SYS_ADMIN, which the process is about
+/// to lose; a NOTIFY filter's fd must reach the parent before create returns.
+fn load_seccomp_early(p: &ProcessPlan) -> bool {
+    p.seccomp
+        .as_ref()
+        .is_some_and(|f| !p.no_new_privs || f.uses_notify())
+}
+
 /// Everything about the process except the final exec: limits, cwd, identity and
-/// capabilities, and the executable's path. Returns which exec candidate to use.
-fn prepare_process(p: &ProcessPlan) -> R<usize> {
+/// capabilities, and the executable's path. Returns which exec candidate to use, and
+/// the seccomp notify fd when the filter has one.
+fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
     for (i, (resource, limit, _)) in p.rlimits.iter().enumerate() {
         // SAFETY: setrlimit with a valid rlimit struct.
         if unsafe { libc::setrlimit(*resource as _, limit) } < 0 {
@@ -499,6 +526,12 @@ fn prepare_process(p: &ProcessPlan) -> R<usize> {
     }
     change_dir(p)?;
     let exec_index = find_executable(p)?;
+    let mut notify_fd = None;
+    if load_seccomp_early(p) {
+        if let Some(filter) = &p.seccomp {
+            notify_fd = filter.load().map_err(os(Step::Seccomp, 0))?;
+        }
+    }
     set_identity(p)?;
     // SAFETY: umask cannot fail; 0022 is the default when the config has none, as in runc.
     unsafe { libc::umask(p.umask.unwrap_or(0o022)) };
@@ -508,7 +541,7 @@ fn prepare_process(p: &ProcessPlan) -> R<usize> {
             return Err(last(Step::NoNewPrivs, 0));
         }
     }
-    Ok(exec_index)
+    Ok((exec_index, notify_fd))
 }
 
 /// chdir to process.cwd, then check the kernel still sees it inside our root (a cwd that
@@ -668,6 +701,12 @@ fn exec(p: &ProcessPlan, index: usize, console: Option<&OwnedFd>, tell_stderr: b
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // With no_new_privs the filter goes on last, so it only has to allow execve.
+        if !load_seccomp_early(p) {
+            if let Some(filter) = &p.seccomp {
+                filter.load().map_err(os(Step::Seccomp, 0))?;
+            }
+        }
         let path = &p.exec_candidates[index];
         libc::execve(path.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
     }
@@ -735,7 +774,9 @@ fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
     } else {
         None
     };
-    let exec_index = prepare_process(&plan.process)?;
+    // A NOTIFY filter's fd is not handed to an agent for exec'd processes: dropping it
+    // makes the notified syscalls fail with ENOSYS instead of hanging.
+    let (exec_index, _notify_fd) = prepare_process(&plan.process)?;
     exec(&plan.process, exec_index, console.as_ref(), false)
 }
 
@@ -821,11 +862,11 @@ mod tests {
 
     #[test]
     fn every_step_decodes() {
-        for v in 1..=44 {
+        for v in 1..=45 {
             let step = Step::from_u32(v).expect("step");
             assert_eq!(step as u32, v);
         }
         assert!(Step::from_u32(0).is_none());
-        assert!(Step::from_u32(45).is_none());
+        assert!(Step::from_u32(46).is_none());
     }
 }

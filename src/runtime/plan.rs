@@ -179,6 +179,8 @@ pub struct ProcessPlan {
     pub personality: Option<libc::c_ulong>,
     /// `ioprio_set` value (class << 13 | data).
     pub io_priority: Option<libc::c_int>,
+    /// The compiled linux.seccomp filter, loaded as late as the process allows.
+    pub seccomp: Option<berth_seccomp::Filter>,
 }
 
 /// A namespace joined by path: the fd is opened by the parent before the clone.
@@ -356,7 +358,11 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
         masked: root_paths(linux.masked_paths())?,
         readonly: root_paths(linux.readonly_paths())?,
         sysctls,
-        process: plan_process(spec, rootfs, opts.preserve_fds)?,
+        process: {
+            let mut process = plan_process(spec, rootfs, opts.preserve_fds)?;
+            process.seccomp = compile_seccomp(spec)?;
+            process
+        },
         create_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.create_container().clone()))?,
         start_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.start_container().clone()))?,
         oom_score_adj: process_spec.oom_score_adj(),
@@ -1006,7 +1012,25 @@ pub fn plan_process_spec(
         preserve_fds: preserve_fds + listen_fds,
         personality,
         io_priority,
+        seccomp: None,
     })
+}
+
+/// Compiles linux.seccomp (before the clone: all allocation happens here). Names this
+/// kernel does not know are skipped, as runc does, and logged at debug level.
+pub fn compile_seccomp(spec: &Spec) -> Result<Option<berth_seccomp::Filter>> {
+    let Some(cfg) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let filter = berth_seccomp::compile(cfg)
+        .map_err(|e| Error::Config(format!("linux.seccomp: {e}")))?;
+    if !filter.skipped_syscalls().is_empty() {
+        super::log::debug(&format!(
+            "seccomp: skipped syscalls unknown here: {}",
+            filter.skipped_syscalls().join(", ")
+        ));
+    }
+    Ok(Some(filter))
 }
 
 fn plan_process(spec: &Spec, rootfs: &Path, preserve_fds: u32) -> Result<ProcessPlan> {

@@ -212,9 +212,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         }
     }
     if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            return unsupported("linux.seccomp", "seccomp is not implemented yet");
-        }
         if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
             return unsupported("linux.mountLabel", "SELinux is not enabled on this host");
         }
@@ -413,9 +410,9 @@ mod tests {
     }
 
     #[test]
-    fn seccomp_is_reported_unsupported_by_name() {
-        let spec = with(serde_json::json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}));
-        let err = validate(&spec).expect_err("seccomp unsupported");
-        assert!(err.to_string().contains("linux.seccomp"), "{err}");
+    fn intel_rdt_is_reported_unsupported_by_name() {
+        let spec = with(serde_json::json!({"linux": {"intelRdt": {"closID": "x"}}}));
+        let err = validate(&spec).expect_err("intelRdt unsupported");
+        assert!(err.to_string().contains("linux.intelRdt"), "{err}");
     }
 }

@@ -69,7 +69,8 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
     let home = plan::container_home(&live_root, process.user().uid());
     let plan = ExecPlan {
         process: {
-            let mut process = plan::plan_process_spec(&process, opts.preserve_fds, None, Some(home))?;
+            let mut process =
+                plan::plan_process_spec(&process, opts.preserve_fds, None, Some(home))?;
             // The exec'd process gets the container's seccomp filter, as with runc.
             process.seccomp = plan::compile_seccomp(&saved.config)?;
             process
@@ -131,13 +132,14 @@ fn check_status(container: &Container, ignore_paused: bool) -> Result<()> {
     }
 }
 
-/// Writes the pid file and passes the pidfd on, once the process has exec'd.
+/// Passes the pidfd on and writes the pid file, once the process has exec'd (the pid
+/// file last, so a failed hand-over leaves no pid file of a killed process behind).
 fn hand_over(opts: &ExecOptions, child: &Child, pidfd_socket: Option<&PidfdSocket>) -> Result<()> {
-    if let Some(path) = &opts.pid_file {
-        write_pid_file(path, child.pid)?;
-    }
     if let Some(sock) = pidfd_socket {
         sock.send(&child.pidfd)?;
+    }
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, child.pid)?;
     }
     Ok(())
 }

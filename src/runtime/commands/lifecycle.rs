@@ -44,8 +44,15 @@ pub fn start_container(container: &Container) -> Result<()> {
             },
         })?;
     fifo.write_all(b"0").ctx(|| "releasing the container init")?;
-    std::fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
     wait_for_exec(&fifo);
+    // Our write end keeps the pipe alive: whatever the init left in it is still there.
+    let failed = start_failed(&path);
+    std::fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
+    if failed {
+        return Err(Error::State(
+            "the container's process did not start: a startContainer hook or execve failed".into(),
+        ));
+    }
     let saved = container.saved()?;
     if let Some(h) = saved.config.hooks() {
         let state = state_json(saved, Status::Running)?;
@@ -67,6 +74,20 @@ fn wait_for_exec(fifo: &std::fs::File) {
     };
     // SAFETY: one valid pollfd; events 0 waits for POLLERR/POLLHUP only.
     while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 && sys::errno() == libc::EINTR {}
+}
+
+/// Whether the init left `init::START_FAILED` in the fifo before exiting.
+fn start_failed(path: &Path) -> bool {
+    let Ok(mut reader) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    let mut byte = [0u8; 1];
+    use std::io::Read;
+    matches!(reader.read(&mut byte), Ok(1) if byte == *crate::runtime::init::START_FAILED)
 }
 
 fn state_json(saved: &Saved, status: Status) -> Result<Vec<u8>> {
