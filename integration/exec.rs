@@ -73,6 +73,69 @@ fn exec_joins_every_namespace_of_the_init() {
     exec_script(&sb, &id, &[], "test -e /tmp/init-ready");
 }
 
+/// With --no-pivot the mount namespace's root is still the host's: exec must land in the
+/// container's root all the same. In a user namespace the ids are the container's.
+#[test]
+fn exec_after_no_pivot_and_into_a_user_namespace() {
+    let mut sb = Sandbox::new("execnopivot");
+    sb.set_script("touch /tmp/init-ready; exec sleep 100000");
+    let id = sb.new_id("execnopivot");
+    sb.run(&id, &["--detach", "--no-pivot"]).ok();
+    sb.wait_status(&id, "running");
+    exec_script(&sb, &id, &[], "test -e /tmp/init-ready");
+
+    let (sb, id) = running("execuserns", |sb| {
+        sb.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(json!({"type": "user"}));
+        sb.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        sb.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        sb.config["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .retain(|m| m["type"] != json!("cgroup"));
+    });
+    let out = exec_script(
+        &sb,
+        &id,
+        &["-u", "1000:1000"],
+        "id -u; id -g; readlink /proc/self/ns/user",
+    );
+    let init = sb.pid(&id);
+    let init_userns = fs::read_link(format!("/proc/{init}/ns/user")).expect("init's user ns");
+    assert_eq!(
+        lines(&out),
+        ["1000", "1000", init_userns.to_str().expect("utf-8")]
+    );
+    // Seen from the host, the process runs as the mapped ids.
+    let pid_file = sb.dir.join("userns.pid");
+    sb.rt(&[
+        "exec",
+        "-d",
+        "-u",
+        "1000:1000",
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = fs::read_to_string(&pid_file).expect("pid file");
+    let status = fs::read_to_string(format!("/proc/{}/status", pid.trim())).expect("status");
+    assert_eq!(
+        status_field(&status, "Uid"),
+        Some("101000\t101000\t101000\t101000")
+    );
+    assert_eq!(
+        status_field(&status, "Gid"),
+        Some("201000\t201000\t201000\t201000")
+    );
+}
+
 #[test]
 fn exit_codes_pass_through() {
     let (sb, id) = running("execcode", |_| {});
