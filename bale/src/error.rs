@@ -60,11 +60,12 @@ pub enum Error {
     User { user: String, reason: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("{what}: {source}")]
+    // The cause is shown inline and not as `source`, so that `{:#}`
+    // chains at the CLI edge do not print it twice.
+    #[error("{what}: {cause}")]
     Transport {
         what: String,
-        #[source]
-        source: Box<ureq::Error>,
+        cause: Box<ureq::Error>,
     },
     #[error("{what}: registry answered {status}{detail}")]
     HttpStatus {

@@ -131,11 +131,15 @@ impl Client {
         client.attempts = opts.attempts.max(1);
         match https {
             Ok(()) => Ok(client),
-            Err(https_error @ Error::Transport { .. }) => {
+            Err(https_error @ Error::Transport { .. }) if !is_certificate_error(&https_error) => {
                 client.base = format!("http://{registry}");
                 match client.ping() {
                     Ok(()) => Ok(client),
-                    Err(Error::Transport { .. }) => Err(https_error),
+                    // Nothing, or an HTTPS server ("400: plain HTTP sent
+                    // to an HTTPS port"), on plain HTTP either.
+                    Err(Error::Transport { .. } | Error::HttpStatus { status: 400, .. }) => {
+                        Err(https_error)
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -229,7 +233,7 @@ impl Client {
                 Err(e) => {
                     return Err(Error::Transport {
                         what: what.to_owned(),
-                        source: Box::new(e),
+                        cause: Box::new(e),
                     })
                 }
             }
@@ -339,11 +343,11 @@ impl Client {
         }
         let request = builder.body(()).map_err(|e| Error::Transport {
             what: token_what.clone(),
-            source: Box::new(e.into()),
+            cause: Box::new(e.into()),
         })?;
         let mut resp = self.agent.run(request).map_err(|e| Error::Transport {
             what: token_what.clone(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })?;
         if resp.status() == 401 || resp.status() == 403 {
             return Err(Error::Unauthorized {
@@ -368,6 +372,29 @@ impl Client {
                 registry: self.registry.clone(),
                 reason: format!("{token_what}: no token in the answer"),
             })
+    }
+}
+
+/// A server that speaks TLS but whose certificate we refuse: never a
+/// reason to try plain HTTP.
+fn is_certificate_error(e: &Error) -> bool {
+    let is_cert = |e: &rustls::Error| {
+        matches!(
+            e,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    };
+    match e {
+        Error::Transport { cause, .. } => match &**cause {
+            ureq::Error::Rustls(e) => is_cert(e),
+            // The TLS stream reports handshake failures as io errors.
+            ureq::Error::Io(io) => io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(is_cert),
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -516,7 +543,7 @@ pub fn read_small(resp: &mut HttpResponse, what: &str) -> Result<Vec<u8>> {
         .read_to_vec()
         .map_err(|e| Error::Transport {
             what: what.to_owned(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })
 }
 

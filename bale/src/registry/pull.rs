@@ -299,7 +299,7 @@ fn download_blob(
                 if interruptions >= repo.client.attempts() {
                     return Err(Error::Transport {
                         what: format!("download {what}"),
-                        source: Box::new(e),
+                        cause: Box::new(e),
                     });
                 }
                 std::thread::sleep(repo.client.delay(interruptions - 1));
