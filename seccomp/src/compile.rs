@@ -97,7 +97,10 @@ impl Plan {
         if !self.actions.contains(&syscall.action()) {
             self.actions.push(syscall.action());
         }
-        for name in syscall.names() {
+        for (n, name) in syscall.names().iter().enumerate() {
+            if syscall.names()[..n].contains(name) {
+                continue;
+            }
             let mut known = false;
             for &abi in &self.abis {
                 let Some(nr) = abi.syscall_number(name) else {
