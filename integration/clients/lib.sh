@@ -1,0 +1,225 @@
+# Helpers shared by the client suite: checks, waiting, leftover detection,
+# the scenario runner and the berth call log. Sourced by run.sh.
+#
+# Globals set by run.sh before this is used:
+#   W         scratch directory (a private tmpfs) holding everything
+#   CALLS     the log written by the berth wrapper (one line per call)
+#   RESULTS   per-scenario result lines (name, verdict)
+
+# --- failing and checking ------------------------------------------------
+
+# Ends the current scenario (a subshell) with a message.
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+note() { echo "   $*"; }
+
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq() {
+    [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
+}
+
+# expect_match WHAT EXTENDED-REGEX ACTUAL
+expect_match() {
+    [[ $3 =~ $2 ]] || fail "$1: '$3' does not match /$2/"
+}
+
+# expect_contains WHAT NEEDLE HAYSTACK
+expect_contains() {
+    case $3 in
+    *"$2"*) ;;
+    *) fail "$1: '$2' not in: $(printf '%s' "$3" | head -c 600)" ;;
+    esac
+}
+
+# Runs a command that must fail; its stdout+stderr go to the variable OUT.
+# expect_failure WHAT CMD...
+expect_failure() {
+    local what=$1
+    shift
+    if OUT=$("$@" 2>&1); then
+        fail "$what: succeeded, output: $OUT"
+    fi
+    note "$what failed as expected: $(printf '%s' "$OUT" | tr '\n' ' ' | head -c 400)"
+}
+
+# Runs a command and fails the scenario if it fails.
+# run_ok WHAT CMD...   (its output goes to the variable OUT)
+# (engine wrappers such as ctr_ carry their own deadline).
+run_ok() {
+    local what=$1 rc=0
+    shift
+    OUT=$("$@" 2>&1) || rc=$?
+    [ "$rc" -eq 0 ] || fail "$what: exit $rc: $(printf '%s' "$OUT" | head -c 1500)"
+}
+
+# Runs a command; its exit code goes to RC, output to OUT.
+run_rc() {
+    RC=0
+    OUT=$("$@" 2>&1) || RC=$?
+}
+
+# Polls a command until it succeeds (0) or SECONDS pass (1).
+# wait_until SECONDS CMD...
+wait_until() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 10; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_for SECONDS WHAT CMD...: wait_until, or fail the scenario.
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    wait_until "$secs" "$@" || fail "timed out after ${secs}s waiting for: $what"
+}
+
+# Runs a command under a pseudo-terminal (engines refuse -t without one).
+# `script` passes the child's exit code back with -e.
+in_pty() {
+    local cmd
+    printf -v cmd '%q ' "$@"
+    timeout -k 5 30 script -qefc "$cmd" /dev/null </dev/null
+}
+
+# --- the berth call log --------------------------------------------------
+
+# Lines of the call log naming a container id (or any pattern).
+calls_for() { grep -F -e "$1" "$CALLS" 2>/dev/null | grep -E '^[0-9.]+ call ' || true; }
+
+# Lines of the call log with berth's exit code for a container: "T exit=N ARGS".
+exits_for() { grep -F -e "$1" "$CALLS" 2>/dev/null | grep -E '^[0-9.]+ exit=' || true; }
+
+# The berth subcommand names called for a container, in order, deduplicated
+# by first appearance, e.g. "create start exec kill delete".
+commands_for() {
+    calls_for "$1" | awk '{ for (i = 3; i <= NF; i++) if ($i !~ /^-/ && $(i-1) !~ /^--(root|log|log-format)$/) { print $i; break } }' |
+        awk '!seen[$0]++' | tr '\n' ' '
+}
+
+# expect_called ID SUBCOMMAND [EXTRA-FLAG]: the engine ran berth that way.
+expect_called() {
+    local line
+    line=$(calls_for "$1" | grep -E -- " $2( |$)" | { [ -n "${3:-}" ] && grep -F -e "$3" || cat; } | head -1)
+    [ -n "$line" ] || fail "the engine never called 'berth $2 ${3:-}' for $1 (calls: $(commands_for "$1"))"
+}
+
+# The message of berth's last error log line (--log-format json) for a
+# container, as the wrapper kept it.
+berth_error_for() {
+    grep -F -e "$1 " "$ERRORS" 2>/dev/null | tail -1 | cut -d' ' -f2- | jq -r '.msg // empty' 2>/dev/null
+}
+
+# expect_berth_error_shown ID ENGINE-OUTPUT: berth failed for ID with a json
+# error line, and the engine showed its message to the user.
+expect_berth_error_shown() {
+    local msg
+    msg=$(berth_error_for "$1")
+    [ -n "$msg" ] || fail "no json error line from berth for $1 (errors: $(head -c 400 "$ERRORS" 2>/dev/null))"
+    note "berth said: $msg"
+    expect_contains "the engine's error shows berth's" "$msg" "$2"
+}
+
+# Every container id berth was asked to create (the last argument).
+container_ids_created() {
+    grep -E '^[0-9.]+ call .* create ' "$CALLS" 2>/dev/null | awk '{ print $NF }' | sort -u
+}
+
+# The bundle directory berth was given for a container.
+bundle_for() {
+    calls_for "$1" | grep -E ' create ' | head -1 | sed -n 's/.* --bundle[= ]\([^ ]*\).*/\1/p'
+}
+
+# The --root berth was given for a container (from its create call).
+state_root_for() {
+    calls_for "$1" | grep -E ' create ' | head -1 | sed -n 's/.* --root[= ]\([^ ]*\).*/\1/p'
+}
+
+# --- leftovers ------------------------------------------------------------
+
+cgroup_dirs_for() { find /sys/fs/cgroup -maxdepth 5 -type d -name "*$1*" 2>/dev/null; }
+mounts_for() { grep -F -e "$1" /proc/self/mountinfo 2>/dev/null; }
+processes_for() {
+    local p
+    for p in /proc/[0-9]*; do
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -e "$1" && echo "${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+    done
+    return 0
+}
+
+leftovers_for() {
+    local id=$1 root
+    root=$(state_root_for "$id")
+    [ -n "$root" ] && [ -e "$root/$id" ] && echo "berth state dir $root/$id"
+    cgroup_dirs_for "$id" | sed 's/^/cgroup /'
+    mounts_for "$id" | awk '{ print "mount " $5 }'
+    processes_for "$id" | sed 's/^/process /'
+    return 0
+}
+
+# expect_nothing_left ID: no state dir, cgroup, mount or process names the id.
+# Engines clean up asynchronously (shims, conmon), so this waits a little.
+expect_nothing_left() {
+    local id=$1 left i
+    [ -n "$(calls_for "$id")" ] || fail "berth was never called for $id: is the engine using berth?"
+    for ((i = 0; i < 100; i++)); do
+        left=$(leftovers_for "$id")
+        [ -z "$left" ] && return 0
+        sleep 0.1
+    done
+    fail "left behind for $id: $(echo "$left" | head -20)"
+}
+
+# Mounts below a directory: compared before and after a scenario because
+# some engines (docker's overlay2) mount rootfs under ids unrelated to ours.
+mount_count_under() { awk -v d="$1/" 'index($5, d) == 1' /proc/self/mountinfo | wc -l; }
+
+# --- the scenario runner --------------------------------------------------
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+
+# scenario NAME FUNCTION [ARGS...]: runs the function in a subshell with
+# errexit on, its output in $W/logs/NAME.log, and records the verdict.
+scenario() {
+    local name=$1 rc=0 start log
+    shift
+    log=$W/logs/${name//\//-}.log
+    start=$(date +%s)
+    printf '%-40s ' "$name"
+    echo "### $name" >>"$CALLS"
+    # Not in a conditional: errexit must stay in force inside the subshell.
+    set +e
+    (
+        set -eEuo pipefail
+        trap 'echo "FAIL: exit $? from: $BASH_COMMAND (${BASH_SOURCE[0]##*/}:$LINENO)" >&2' ERR
+        "$@"
+    ) >"$log" 2>&1
+    rc=$?
+    if [ "$rc" -eq 0 ]; then
+        PASSED=$((PASSED + 1))
+        echo "ok ($(($(date +%s) - start))s)"
+        echo "ok $name" >>"$RESULTS"
+    else
+        FAILED=$((FAILED + 1))
+        echo "FAILED ($(($(date +%s) - start))s)"
+        echo "FAILED $name" >>"$RESULTS"
+        sed 's/^/    | /' "$log" | tail -25
+        echo "    | berth calls:"
+        awk -v m="### $name" 'on; $0 == m { on = 1 }' "$CALLS" | sed 's/^/    | /' | tail -15
+    fi
+}
+
+# skip NAME REASON: a scenario that cannot run here, counted apart.
+skip() {
+    SKIPPED=$((SKIPPED + 1))
+    printf '%-40s skipped: %s\n' "$1" "$2"
+    echo "skipped $1 ($2)" >>"$RESULTS"
+}
