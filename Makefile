@@ -3,7 +3,7 @@ CARGO ?= cargo
 RUNTIME ?= $(CURDIR)/target/release/berth
 DEMO := $(CURDIR)/target/demo
 
-.PHONY: all build release demo deps test test-unit test-integration test-bale test-cgroups test-cgroups-vm \
+.PHONY: all build release demo deps test test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm \
         conformance test-clients bench install clean-demo
 
 all: build
@@ -32,7 +32,7 @@ demo: release
 	cd $(DEMO) && $(RUNTIME) --root $(DEMO)/state run demo-$$$$
 
 # Every test: unit tests of every package, then real containers as root.
-test: deps build test-unit test-integration test-bale test-cgroups test-cgroups-vm
+test: deps build test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm
 
 test-unit:
 	$(CARGO) test --workspace --lib --bins
@@ -47,6 +47,9 @@ test-bale:
 test-cgroups:
 	$(CARGO) test -p berth-cgroups
 
+test-seccomp:
+	$(CARGO) test -p berth-seccomp
+
 test-cgroups-vm:
 	integration/cgroups-vm/run.sh
 
@@ -56,8 +59,9 @@ conformance:
 test-clients:
 	@echo "client suite: not written yet (issue 7)"; exit 1
 
+# Speed and memory against runc and crun (and bale against umoci/skopeo), one run.
 bench:
-	@echo "benchmarks: not written yet (issue 10)"; exit 1
+	bench/run.sh
 
 install: release
 	install -m 0755 target/release/berth /usr/local/sbin/berth

@@ -100,6 +100,31 @@ const MOUNT_OPTIONS: &[&str] = &[
     "tmpcopyup", "unbindable",
 ];
 
+/// linux.seccomp in the features document: what berth-seccomp compiles on this kernel.
+fn seccomp_features() -> serde_json::Value {
+    let flags: Vec<&str> = berth_seccomp::Flag::ALL.iter().map(|f| f.name()).collect();
+    let supported: Vec<&str> = berth_seccomp::Flag::ALL
+        .iter()
+        .filter(|f| f.supported())
+        .map(|f| f.name())
+        .collect();
+    serde_json::json!({
+        "enabled": true,
+        "actions": [
+            "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+            "SCMP_ACT_TRAP"
+        ],
+        "operators": [
+            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+            "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
+        ],
+        "archs": ["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+        "knownFlags": flags,
+        "supportedFlags": supported
+    })
+}
+
 /// `berth features`: what this build of berth really supports (runtime spec features.md).
 pub fn features() -> serde_json::Value {
     let mut caps: Vec<caps::Capability> = caps::all().into_iter().collect();
@@ -114,7 +139,7 @@ pub fn features() -> serde_json::Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
-            "seccomp": {"enabled": false},
+            "seccomp": seccomp_features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
@@ -157,6 +182,7 @@ mod tests {
         assert!(f["linux"]["capabilities"]
             .as_array()
             .is_some_and(|c| c.iter().any(|x| x == "CAP_SYS_ADMIN")));
-        assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+        assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+        assert_eq!(f["linux"]["seccomp"]["operators"].as_array().map(Vec::len), Some(7));
     }
 }
