@@ -591,3 +591,97 @@ fn stress_sequential_and_parallel_execs_leak_nothing() {
     });
     assert_eq!(sb.status(&id), "running");
 }
+
+/// The exec'd process gets the container's seccomp filter.
+#[test]
+fn exec_inherits_the_containers_seccomp_filter() {
+    let (sb, id) = running("execseccomp", |sb| {
+        sb.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let out = sb
+        .rt(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "grep ^Seccomp: /proc/self/status; mkdir /tmp/denied",
+        ])
+        .failed();
+    assert_eq!(status_field(&out.stdout, "Seccomp"), Some("2"), "{out:?}");
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sb.rootfs.join("tmp/denied").exists());
+}
+
+/// The `exec --process FILE --detach --pid-file F [--console-socket S]` calls containerd,
+/// docker and podman make, with the process files they wrote (../shared/client-specs).
+#[test]
+fn engine_exec_process_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/client-specs");
+    let (sb, id) = running("execengines", |_| {});
+    for engine in ["containerd", "docker", "podman"] {
+        let file = dir.join(format!("{engine}-exec-process.json"));
+        let mut process: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&file).expect("read process file"))
+                .expect("process file is JSON");
+        process["args"] = json!(["sh", "-c", format!("echo {engine}-exec-ran; id -u")]);
+        let path = sb.dir.join(format!("{engine}-process.json"));
+        fs::write(&path, process.to_string()).expect("write process file");
+        let pid_file = sb.dir.join(format!("{engine}.pid"));
+        let out = sb
+            .rt(&[
+                "exec",
+                "--process",
+                path.to_str().expect("utf-8"),
+                "--detach",
+                "--pid-file",
+                pid_file.to_str().expect("utf-8"),
+                &id,
+            ])
+            .ok();
+        let pid = fs::read_to_string(&pid_file).expect("pid file");
+        wait_until("the exec'd process to exit", SETTLE_TIMEOUT, || {
+            !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+        });
+        assert_eq!(
+            lines(&out.fresh_stdout()),
+            [format!("{engine}-exec-ran").as_str(), "0"],
+            "{engine}"
+        );
+
+        let tty_file = dir.join(format!("{engine}-exec-process-tty.json"));
+        let mut process: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&tty_file).expect("read tty process file"))
+                .expect("tty process file is JSON");
+        process["args"] = json!(["sh", "-c", "tty; echo tty-exec-done"]);
+        fs::write(&path, process.to_string()).expect("write process file");
+        let socket = ConsoleSocket::bind(sb.dir.join(format!("{engine}-console.sock")));
+        let exec = sb
+            .cmd()
+            .args([
+                "exec",
+                "--process",
+                path.to_str().expect("utf-8"),
+                "--detach",
+                "--pid-file",
+                pid_file.to_str().expect("utf-8"),
+            ])
+            .arg("--console-socket")
+            .arg(&socket.path)
+            .arg(&id)
+            .spawn();
+        let master = socket.receive_master(SETTLE_TIMEOUT);
+        exec.wait().ok();
+        let text = read_pty(&master, SETTLE_TIMEOUT);
+        let l = lines(&text);
+        assert!(l[0].starts_with("/dev/pts/"), "{engine}: {text:?}");
+        assert!(l.contains(&"tty-exec-done"), "{engine}: {text:?}");
+    }
+}

@@ -768,6 +768,7 @@ fn describe_process_step(p: &ProcessPlan, step: Step, i: usize, err: std::io::Er
         Step::ExecLookup => format!("exec: {:?}: {err}", p.arg0),
         Step::Exec => format!("exec {:?}: {err}", p.arg0),
         Step::Sync => format!("talking to berth: {err}"),
+        Step::Seccomp => format!("loading the container's seccomp filter: {err}"),
         other => format!("{other:?} (item {i}): {err}"),
     }
 }
