@@ -685,3 +685,48 @@ fn engine_exec_process_files() {
         assert!(l.contains(&"tty-exec-done"), "{engine}: {text:?}");
     }
 }
+
+/// With a SCMP_ACT_NOTIFY profile the exec'd process's listener fd goes to the agent at
+/// listenerPath too; once the agent closes it, the notified syscall fails with ENOSYS.
+#[test]
+fn exec_hands_its_seccomp_notify_fd_to_the_agent() {
+    let mut sb = Sandbox::new("execnotify");
+    let agent = ConsoleSocket::bind(sb.dir.join("agent.sock"));
+    sb.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": agent.path,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    sb.set_script("exec sleep 100000");
+    let id = sb.new_id("execnotify");
+    sb.save_config();
+    let run = sb
+        .cmd()
+        .args(["run", "--detach", "--bundle"])
+        .arg(&sb.bundle)
+        .arg(&id)
+        .spawn();
+    drop(agent.receive_master(SETTLE_TIMEOUT));
+    run.wait().ok();
+    let exec = sb
+        .cmd()
+        .args([
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "mkdir /tmp/notified; echo mkdir-done",
+        ])
+        .spawn();
+    // Closing the listener fd answers every pending and future notification with ENOSYS.
+    drop(agent.receive_master(SETTLE_TIMEOUT));
+    let out = exec.wait().ok();
+    assert_eq!(out.stdout, "mkdir-done\n");
+    assert!(
+        out.stderr.contains("Function not implemented"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sb.rootfs.join("tmp/notified").exists());
+}

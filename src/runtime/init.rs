@@ -206,6 +206,7 @@ pub fn run(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> ! {
 }
 
 fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<()> {
+    hide_from_container();
     // SAFETY: signal(2) and umask(2) are async-signal-safe. SIGPIPE is ignored while we
     // feed hooks their state (restored before exec); umask 0 so devices and mount points get
     // exactly the modes asked for.
@@ -287,6 +288,14 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     // program never ran (a startContainer hook or execve failed).
     let _ = sys::write_all(fds.fifo, START_FAILED);
     started
+}
+
+/// Until execve this process is a clone of berth: its /proc/PID/exe is berth's binary and
+/// /proc/PID/fd holds host descriptors (state dir, rootfs, sockets). Not dumpable, none of
+/// it (nor ptrace) is reachable by container processes without CAP_SYS_PTRACE in the
+/// host's user namespace; execve of the user program makes the process dumpable again.
+fn hide_from_container() {
+    super::exe_guard::set_dumpable(false);
 }
 
 /// What the init leaves in the exec fifo when the user program could not be started.
@@ -758,6 +767,7 @@ pub fn run_exec(plan: &ExecPlan, fds: &ExecFds) -> ! {
 /// as the init. The parent waits for EOF on the close-on-exec sync socket: that is the
 /// sign execve succeeded.
 fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
+    hide_from_container();
     // SAFETY: close/signal are async-signal-safe. SIGPIPE is restored before exec.
     unsafe {
         libc::close(fds.lock);
@@ -774,9 +784,13 @@ fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
     } else {
         None
     };
-    // A NOTIFY filter's fd is not handed to an agent for exec'd processes: dropping it
-    // makes the notified syscalls fail with ENOSYS instead of hanging.
-    let (exec_index, _notify_fd) = prepare_process(&plan.process)?;
+    let (exec_index, notify_fd) = prepare_process(&plan.process)?;
+    if let Some(fd) = notify_fd {
+        // `berth exec` hands it to the agent at listenerPath, as create does for the init
+        // (and runc for exec'd processes).
+        rootfs::send_fd(fds.sync, fd.as_raw_fd(), &msg::encode(msg::SECCOMP_FD, 0, 0, 0))
+            .map_err(os(Step::Seccomp, 1))?;
+    }
     exec(&plan.process, exec_index, console.as_ref(), false)
 }
 

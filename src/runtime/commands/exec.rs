@@ -27,7 +27,7 @@ use crate::runtime::create::receive_fd;
 use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::init::{self, msg, ExecFds, Fail, Step};
 use crate::runtime::plan::{self, ExecPlan, ProcessPlan};
-use crate::runtime::{spec, sys};
+use crate::runtime::{exe_guard, spec, sys};
 
 /// Everything `berth exec` was asked to do.
 #[derive(Debug, Default)]
@@ -60,6 +60,7 @@ pub struct ExecOptions {
 
 /// Runs `berth exec`; returns the exit code to exit with (0 when detached).
 pub fn exec(opts: &ExecOptions) -> Result<i32> {
+    exe_guard::ensure_protected()?;
     let container = Container::load(&opts.root, &opts.id)?;
     check_status(&container, opts.ignore_paused)?;
     let saved = container.saved()?.clone();
@@ -612,6 +613,9 @@ fn spawn(
         console_socket: console.child_end(),
     };
     let into = targets.clone_into();
+    // The child is born in the container's pid namespace: born not dumpable, its
+    // /proc/PID/exe (berth) and /proc/PID/fd are never reachable from the container.
+    exe_guard::set_dumpable(false);
     let forked = match sys::clone3_fork(0, into.as_ref().map(|f| f.as_raw_fd())) {
         // A v2 leaf with controllers in its subtree refuses processes: add_process knows
         // the way around that.
@@ -620,6 +624,9 @@ fn spawn(
         }
         other => other,
     };
+    if !matches!(forked, Ok(sys::Forked::Child)) {
+        exe_guard::set_dumpable(true);
+    }
     let (pid, pidfd) = match forked.ctx(|| "clone3 of the exec'd process")? {
         sys::Forked::Child => init::run_exec(&plan, &fds),
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -634,7 +641,9 @@ fn spawn(
     };
     let released = placed.and_then(|()| send_go(&parent_sock));
     drop(container);
-    let error = released.and_then(|()| wait_exec(&parent_sock, &plan)).err();
+    let error = released
+        .and_then(|()| wait_exec(&parent_sock, &plan, saved, pid))
+        .err();
     Ok(Spawned { child, error })
 }
 
@@ -689,35 +698,99 @@ fn send_go(sock: &OwnedFd) -> Result<()> {
 }
 
 /// Waits until the child execs (EOF: its end of the socket was close-on-exec) or reports
-/// where it failed.
-fn wait_exec(sock: &OwnedFd, plan: &ExecPlan) -> Result<()> {
-    let mut b = [0u8; 16];
-    let n = loop {
-        // SAFETY: b is a valid 16-byte buffer.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
-        if n < 0 && sys::errno() == libc::EINTR {
-            continue;
+/// where it failed. A seccomp notify fd it sends on the way goes to the agent at
+/// linux.seccomp.listenerPath.
+fn wait_exec(sock: &OwnedFd, plan: &ExecPlan, saved: &Saved, pid: i32) -> Result<()> {
+    loop {
+        let mut b = [0u8; 16];
+        let (n, fd) =
+            recv_with_fd(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
+        if n == 0 {
+            return Ok(());
         }
-        break n;
+        if n != 16 {
+            return Err(Error::State("the exec'd process died before exec".into()));
+        }
+        let (kind, step, index, errno) = msg::decode(&b);
+        match (kind, fd) {
+            (msg::SECCOMP_FD, Some(fd)) => send_notify_fd(saved, pid, &fd)?,
+            (msg::ERROR, _) => {
+                let fail = Fail {
+                    step: Step::from_u32(step).unwrap_or(Step::Sync),
+                    index,
+                    errno,
+                };
+                return Err(Error::State(describe(plan, fail)));
+            }
+            (kind, _) => {
+                return Err(Error::State(format!(
+                    "unexpected message {kind} from the exec'd process"
+                )))
+            }
+        }
+    }
+}
+
+/// One SEQPACKET message into `buf`, with the descriptor it carries (SCM_RIGHTS), if any.
+fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
+    use std::os::fd::FromRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
-    if n == 0 {
-        return Ok(());
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain old data; its pointers stay valid for the call.
+    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = &mut iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.as_mut_ptr().cast();
+    m.msg_controllen = std::mem::size_of_val(&control);
+    loop {
+        // SAFETY: recvmsg into the buffers above.
+        let n = unsafe { libc::recvmsg(sock, &mut m, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        // SAFETY: the CMSG macros walk our own control buffer, filled by the kernel.
+        let fd = unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&m);
+            if !cmsg.is_null()
+                && (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+            {
+                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
+                Some(OwnedFd::from_raw_fd(raw))
+            } else {
+                None
+            }
+        };
+        return Ok((n as usize, fd));
     }
-    if n != 16 {
-        return Err(Error::State("the exec'd process died before exec".into()));
-    }
-    let (kind, step, index, errno) = msg::decode(&b);
-    if kind != msg::ERROR {
-        return Err(Error::State(format!(
-            "unexpected message {kind} from the exec'd process"
-        )));
-    }
-    let fail = Fail {
-        step: Step::from_u32(step).unwrap_or(Step::Sync),
-        index,
-        errno,
-    };
-    Err(Error::State(describe(plan, fail)))
+}
+
+/// Hands the exec'd process's seccomp notify fd to the agent, with the state of the
+/// container and the pid of the process.
+fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd) -> Result<()> {
+    use std::os::fd::AsFd;
+    let seccomp = saved
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone())
+        .unwrap_or_default();
+    let path = seccomp.listener_path().clone().ok_or_else(|| {
+        Error::Config("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into())
+    })?;
+    let state = serde_json::to_value(container::oci_state(saved, Status::Running))
+        .map_err(|e| Error::State(format!("encoding state: {e}")))?;
+    let json =
+        berth_seccomp::process_state_json(seccomp.listener_metadata().as_deref(), pid, state);
+    berth_seccomp::send_to_listener(&path, fd.as_fd(), &json)
+        .map_err(|e| Error::State(format!("seccomp listener: {e}")))
 }
 
 /// The child's (step, index, errno) as a sentence.
