@@ -206,7 +206,6 @@ pub fn run(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> ! {
 }
 
 fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<()> {
-    hide_from_container();
     // SAFETY: signal(2) and umask(2) are async-signal-safe. SIGPIPE is ignored while we
     // feed hooks their state (restored before exec); umask 0 so devices and mount points get
     // exactly the modes asked for.
@@ -288,14 +287,6 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     // program never ran (a startContainer hook or execve failed).
     let _ = sys::write_all(fds.fifo, START_FAILED);
     started
-}
-
-/// Until execve this process is a clone of berth: its /proc/PID/exe is berth's binary and
-/// /proc/PID/fd holds host descriptors (state dir, rootfs, sockets). Not dumpable, none of
-/// it (nor ptrace) is reachable by container processes without CAP_SYS_PTRACE in the
-/// host's user namespace; execve of the user program makes the process dumpable again.
-fn hide_from_container() {
-    super::exe_guard::set_dumpable(false);
 }
 
 /// What the init leaves in the exec fifo when the user program could not be started.
@@ -767,7 +758,6 @@ pub fn run_exec(plan: &ExecPlan, fds: &ExecFds) -> ! {
 /// as the init. The parent waits for EOF on the close-on-exec sync socket: that is the
 /// sign execve succeeded.
 fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
-    hide_from_container();
     // SAFETY: close/signal are async-signal-safe. SIGPIPE is restored before exec.
     unsafe {
         libc::close(fds.lock);
