@@ -167,6 +167,23 @@ fn assert_image_stored(store: &Store, name: &str, img: &TestImage) -> Digest {
     image.manifest_digest
 }
 
+/// Both layers are in the cache, whole, and no temp directory is left.
+fn assert_extracted(store: &Store, img: &TestImage) {
+    let (_, desc) = store.resolve(&store.tagged().unwrap()[0].0).unwrap();
+    let image = load_image(store, &desc, &PlatformSpec::default()).unwrap();
+    let chains = bale::digest::chain_ids(&image.diff_ids);
+    let mut cached = store.cached_layers().unwrap();
+    cached.sort();
+    let mut want: Vec<String> = chains.iter().map(|c| c.hex().to_owned()).collect();
+    want.sort();
+    assert_eq!(cached, want, "only the two layers, no temp dirs");
+    let hello = fs::read(store.layer_dir(&chains[0]).join("etc/hello")).unwrap();
+    assert_eq!(hello, b"hi\n");
+    let noise = fs::read(store.layer_dir(&chains[1]).join("noise")).unwrap();
+    assert_eq!(noise.len(), 400_000);
+    let _ = img;
+}
+
 #[test]
 fn pulls_with_a_bearer_token_and_follows_blob_redirects() {
     let img = TestImage::new(false);
@@ -308,7 +325,12 @@ fn a_cut_download_resumes_with_range_in_the_same_pull() {
     let reg = FakeRegistry::start(state);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    registry::pull(&store, &remote(&reg, ":v1"), &options(3), &Quiet).unwrap();
+    // Extracting while downloading: the resumed bytes continue the stream.
+    let mut opts = options(3);
+    opts.extract = Some(Limits::default());
+    let pulled = registry::pull(&store, &remote(&reg, ":v1"), &opts, &Quiet).unwrap();
+    assert_eq!(pulled.extracted_while_downloading, 2);
+    assert_extracted(&store, &img);
     let half = img.layers[1].len() / 2;
     let ranged: Vec<_> = reg
         .seen_paths("GET", &format!("/v2/team/app/blobs/{big}"))
@@ -341,7 +363,15 @@ fn an_interrupted_pull_is_resumed_by_the_next_one() {
     let half = img.layers[1].len() / 2;
     assert_eq!(fs::metadata(&partial).unwrap().len(), half as u64);
 
-    registry::pull(&store, &remote(&reg, ":v1"), &options(1), &Quiet).unwrap();
+    // The next pull extracts while it downloads: what the partial file
+    // holds is fed to the extractor first.
+    let mut opts = options(1);
+    opts.extract = Some(Limits::default());
+    let pulled = registry::pull(&store, &remote(&reg, ":v1"), &opts, &Quiet).unwrap();
+    // The failed pull stored no blob, so both layers stream through the
+    // extractor now (the big one starting from its partial file).
+    assert_eq!(pulled.extracted_while_downloading, 2);
+    assert_extracted(&store, &img);
     let last = reg
         .seen_paths("GET", &format!("/v2/team/app/blobs/{big}"))
         .pop()
@@ -410,4 +440,33 @@ fn pulls_by_digest_check_the_manifest_bytes() {
     assert_eq!(snapshot(&store), before);
     let err = registry::pull(&store, &remote(&reg, ":nope"), &options(1), &Quiet).unwrap_err();
     assert!(matches!(err, Error::ImageNotFound(_)), "{err}");
+}
+
+#[test]
+fn a_layer_that_does_not_match_its_diff_id_is_not_extracted_or_stored() {
+    let mut img = TestImage::new(false);
+    // The config names another diff ID for layer 0; the blobs are fine.
+    let mut config: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
+    config["rootfs"]["diff_ids"][0] = format!("sha256:{}", "e".repeat(64)).into();
+    img.config = serde_json::to_vec(&config).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    manifest["config"]["digest"] = img.config_digest().to_string().into();
+    manifest["config"]["size"] = img.config.len().into();
+    img.manifest = serde_json::to_vec(&manifest).unwrap();
+    let reg = FakeRegistry::start(img.state(OCI_MANIFEST));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let before = snapshot(&store);
+    let mut opts = options(1);
+    opts.extract = Some(Limits::default());
+    let err = registry::pull(&store, &remote(&reg, ":v1"), &opts, &Quiet).unwrap_err();
+    assert!(
+        matches!(err, Error::DigestMismatch { .. }) && err.to_string().contains("diff ID"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&store), before);
+    assert!(
+        store.cached_layers().unwrap().is_empty(),
+        "no layer or temp dir left"
+    );
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod extract;
 pub mod media;
 pub mod pull;
 pub mod push;

@@ -7,21 +7,22 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use oci_spec::image::{Descriptor, MediaType};
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use sha2::{Digest as _, Sha256};
 use ureq::http::Method;
 
 use super::client::{self, Body, Client, ClientOptions, Request};
+use super::extract::{Extracted, Extraction, Target};
 use super::media::{self, Kind};
 use super::reference::RemoteRef;
 use super::sources::Sources;
 use super::{run_parallel, BlobProgress, Progress};
-use crate::digest::Digest;
+use crate::digest::{chain_ids, Digest};
 use crate::error::{Context, Error, Result};
 use crate::image::{load_image, select_platform, PlatformSpec};
 use crate::layer::Limits;
 use crate::reference::Reference;
-use crate::store::{check_digest, Store};
+use crate::store::{check_digest, Store, MAX_JSON_BLOB};
 
 #[derive(Clone, Debug)]
 pub struct PullOptions {
@@ -45,6 +46,9 @@ pub struct Pulled {
     pub converted: bool,
     pub blobs_downloaded: usize,
     pub bytes_downloaded: u64,
+    /// Layers extracted while they downloaded (others, whose blobs were
+    /// already stored, are extracted after).
+    pub extracted_while_downloading: usize,
 }
 
 /// Pull `remote` into `store`. On failure the store's index and blobs are
@@ -78,18 +82,23 @@ pub fn pull(
     wanted.extend(oci.manifest.layers().iter().cloned());
     let jobs = missing_blobs(store, &wanted)?;
 
-    let cancel = AtomicBool::new(false);
-    let downloaded = run_parallel(&jobs, opts.jobs, &cancel, |job| {
-        download_blob(store, &repo, job, &cancel, progress)
-    });
-    if let Err(e) = downloaded {
-        if is_bad_content(&e) {
-            for job in &jobs {
-                let _ = fs::remove_file(partial_path(store, &job.digest));
+    let fetcher = Fetcher {
+        store,
+        repo: &repo,
+        progress,
+        limits: opts.extract,
+    };
+    let extracted = match fetcher.fetch_all(&jobs, &oci.manifest, opts.jobs) {
+        Ok(extracted) => extracted,
+        Err(e) => {
+            if is_bad_content(&e) {
+                for job in &jobs {
+                    let _ = fs::remove_file(partial_path(store, &job.digest));
+                }
             }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     let bytes_downloaded = jobs.iter().map(|j| j.size).sum();
     for job in &jobs {
         store.adopt_file(&partial_path(store, &job.digest), &job.digest)?;
@@ -104,7 +113,12 @@ pub fn pull(
     let image = load_image(store, &desc, &opts.platform)?;
     store.set_tag(&name, &desc)?;
     remember_sources(store, remote, &wanted)?;
+    let extracted_while_downloading = extracted.iter().flatten().count();
+    for layer in extracted.into_iter().flatten() {
+        layer.commit(store)?;
+    }
     if let Some(limits) = opts.extract {
+        // Layers whose blobs were already here are extracted now.
         crate::bundle::ensure_layers(store, &image, limits)?;
     }
     Ok(Pulled {
@@ -114,11 +128,115 @@ pub fn pull(
         converted: oci.converted,
         blobs_downloaded: jobs.len(),
         bytes_downloaded,
+        extracted_while_downloading,
     })
 }
 
+/// Failures of the data itself (not of the network): nothing of them is
+/// worth keeping for a later resume.
 fn is_bad_content(e: &Error) -> bool {
-    matches!(e, Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
+    matches!(
+        e,
+        Error::DigestMismatch { .. }
+            | Error::SizeMismatch { .. }
+            | Error::UnsafeEntry { .. }
+            | Error::LayerTooLarge(_)
+            | Error::InvalidImage(_)
+    )
+}
+
+/// Downloads the blobs of one pull.
+struct Fetcher<'a> {
+    store: &'a Store,
+    repo: &'a Repo<'a>,
+    progress: &'a dyn Progress,
+    /// Extract layers while they download, with these limits.
+    limits: Option<Limits>,
+}
+
+impl Fetcher<'_> {
+    /// Download `jobs` in parallel. With extraction on, the config comes
+    /// first (its diff IDs name the layers), then the layers stream into
+    /// the extractors as they arrive.
+    fn fetch_all(
+        &self,
+        jobs: &[BlobJob],
+        manifest: &ImageManifest,
+        threads: usize,
+    ) -> Result<Vec<Option<Extracted>>> {
+        let cancel = AtomicBool::new(false);
+        let Some(limits) = self.limits else {
+            return run_parallel(jobs, threads, &cancel, |job| {
+                self.download(job, None, &cancel)
+            });
+        };
+        let config = Digest::from_oci(manifest.config().digest())?;
+        let (config_jobs, layer_jobs): (Vec<&BlobJob>, Vec<&BlobJob>) =
+            jobs.iter().partition(|j| j.digest == config);
+        for job in config_jobs {
+            self.download(job, None, &cancel)?;
+        }
+        let targets = self.layer_targets(manifest, &config)?;
+        run_parallel(&layer_jobs, threads, &cancel, |job| {
+            let target = targets
+                .iter()
+                .find(|(d, _)| *d == job.digest)
+                .map(|(_, t)| (t.clone(), limits));
+            self.download(job, target, &cancel)
+        })
+    }
+
+    /// (layer digest, target) for the layers not yet in the cache. The
+    /// config is read from the store or from its finished download.
+    fn layer_targets(
+        &self,
+        manifest: &ImageManifest,
+        config: &Digest,
+    ) -> Result<Vec<(Digest, Target)>> {
+        let data = if self.store.has_blob(config) {
+            self.store.read_blob(config)?
+        } else {
+            let path = partial_path(self.store, config);
+            let mut data = Vec::new();
+            File::open(&path)
+                .and_then(|f| f.take(MAX_JSON_BLOB).read_to_end(&mut data))
+                .ctx(|| format!("read {}", path.display()))?;
+            data
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&data).ctx(|| format!("image config {config}"))?;
+        let diff_ids = value["rootfs"]["diff_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d.as_str().unwrap_or("").parse::<Digest>())
+            .collect::<Result<Vec<Digest>>>()?;
+        if diff_ids.len() != manifest.layers().len() {
+            return Err(Error::InvalidImage(format!(
+                "config {config} lists {} diff IDs for {} layers",
+                diff_ids.len(),
+                manifest.layers().len()
+            )));
+        }
+        let chains = chain_ids(&diff_ids);
+        let mut targets = Vec::new();
+        for ((layer, diff_id), chain_id) in manifest.layers().iter().zip(diff_ids).zip(chains) {
+            if !self.store.layer_dir(&chain_id).is_dir() {
+                let target = Target { diff_id, chain_id };
+                targets.push((Digest::from_oci(layer.digest())?, target));
+            }
+        }
+        Ok(targets)
+    }
+
+    fn download(
+        &self,
+        job: &BlobJob,
+        extract: Option<(Target, Limits)>,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Extracted>> {
+        download_blob(self.store, self.repo, job, extract, cancel, self.progress)
+    }
 }
 
 fn remember_sources(store: &Store, remote: &RemoteRef, blobs: &[Descriptor]) -> Result<()> {
@@ -210,31 +328,66 @@ fn partial_path(store: &Store, digest: &Digest) -> PathBuf {
     store.tmp_dir().join(format!("partial-{}", digest.hex()))
 }
 
-/// A download in progress: the partial file and the hash of its content.
-struct Partial {
+/// A download in progress: the partial file, the hash of its content,
+/// and the extraction it feeds (if asked for).
+struct Partial<'a> {
+    store: &'a Store,
     file: File,
     hasher: Sha256,
     have: u64,
+    extract: Option<(Target, Limits)>,
+    extraction: Option<Extraction>,
 }
 
-impl Partial {
-    /// Open (or create) the partial file and hash what it already holds.
-    fn open(path: &Path, size: u64) -> Result<Partial> {
-        let mut file = OpenOptions::new()
+impl<'a> Partial<'a> {
+    /// Open (or create) the partial file and take in what it already
+    /// holds (hashing it, and extracting it when asked).
+    fn open(
+        store: &'a Store,
+        path: &Path,
+        size: u64,
+        extract: Option<(Target, Limits)>,
+    ) -> Result<Partial<'a>> {
+        let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(path)
             .ctx(|| format!("open {}", path.display()))?;
-        let mut hasher = Sha256::new();
-        let have = io::copy(&mut (&mut file).take(size + 1), &mut HashSink(&mut hasher))
-            .ctx(|| format!("read {}", path.display()))?;
-        let mut partial = Partial { file, hasher, have };
-        if have > size {
-            partial.restart()?;
+        let mut partial = Partial {
+            store,
+            file,
+            hasher: Sha256::new(),
+            have: 0,
+            extract,
+            extraction: None,
+        };
+        partial.start_extraction()?;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = partial
+                .file
+                .read(&mut buf)
+                .ctx(|| format!("read {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            partial.take_in(&buf[..n]);
+            if partial.have > size {
+                partial.restart()?;
+                break;
+            }
         }
         Ok(partial)
+    }
+
+    fn start_extraction(&mut self) -> Result<()> {
+        self.extraction = None;
+        if let Some((target, limits)) = &self.extract {
+            self.extraction = Some(Extraction::start(self.store, target.clone(), *limits)?);
+        }
+        Ok(())
     }
 
     fn restart(&mut self) -> Result<()> {
@@ -246,28 +399,23 @@ impl Partial {
             .ctx(|| "rewind partial blob".to_owned())?;
         self.hasher = Sha256::new();
         self.have = 0;
-        Ok(())
+        self.start_extraction()
     }
 
     fn append(&mut self, data: &[u8]) -> Result<()> {
         self.file
             .write_all(data)
             .ctx(|| "write partial blob".to_owned())?;
+        self.take_in(data);
+        Ok(())
+    }
+
+    fn take_in(&mut self, data: &[u8]) {
         self.hasher.update(data);
         self.have += data.len() as u64;
-        Ok(())
-    }
-}
-
-struct HashSink<'a>(&'a mut Sha256);
-
-impl Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        if let Some(x) = &mut self.extraction {
+            x.feed(data);
+        }
     }
 }
 
@@ -282,13 +430,14 @@ fn download_blob(
     store: &Store,
     repo: &Repo<'_>,
     job: &BlobJob,
+    extract: Option<(Target, Limits)>,
     cancel: &AtomicBool,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Option<Extracted>> {
     let what = format!("blob {}", job.digest);
     let path = partial_path(store, &job.digest);
     let bar = progress.blob(&job.digest, job.size);
-    let mut partial = Partial::open(&path, job.size)?;
+    let mut partial = Partial::open(store, &path, job.size, extract)?;
     let mut interruptions = 0;
     while partial.have < job.size {
         bar.position(partial.have);
@@ -312,8 +461,17 @@ fn download_blob(
         .ctx(|| format!("sync {}", path.display()))?;
     let actual = Digest::from_hex(&hex::encode(partial.hasher.finalize()))?;
     check_digest(&format!("{what} from {}", repo.name), &job.digest, &actual)?;
-    bar.finish("done");
-    Ok(())
+    let extracted = partial
+        .extraction
+        .take()
+        .map(Extraction::finish)
+        .transpose()?;
+    bar.finish(if extracted.is_some() {
+        "extracted"
+    } else {
+        "done"
+    });
+    Ok(extracted)
 }
 
 /// One GET of the blob (from `have` on, with Range), streamed into the
@@ -321,7 +479,7 @@ fn download_blob(
 fn fetch_into(
     repo: &Repo<'_>,
     job: &BlobJob,
-    partial: &mut Partial,
+    partial: &mut Partial<'_>,
     cancel: &AtomicBool,
     bar: &dyn BlobProgress,
     what: &str,
