@@ -86,9 +86,8 @@ ctr_exit_code() {
 }
 
 ctr_run_tty() {
-    OUT=$(in_pty ctr --address "$CTRD/containerd.sock" --namespace "$CTR_NS" run --rm -t \
-        --runc-binary "$BERTH" "$IMAGE" c-tty tty) ||
-        fail "ctr run -t: $OUT"
+    pty_ok "ctr run -t" ctr --address "$CTRD/containerd.sock" --namespace "$CTR_NS" run --rm -t \
+        --runc-binary "$BERTH" "$IMAGE" c-tty tty
     expect_match "tty" '/dev/pts/[0-9]+' "$OUT"
     expect_called c-tty create --console-socket
     expect_nothing_left c-tty
@@ -98,7 +97,9 @@ ctr_run_tty() {
 # resume, kill, delete.
 ctr_detached() {
     local id=c-bg pids
-    run_ok "ctr run -d" ctr_ run -d --runc-binary "$BERTH" "$IMAGE" $id sleep 1000
+    # PID 1 ignores signals it has no handler for: TERM gets one.
+    run_ok "ctr run -d" ctr_ run -d --runc-binary "$BERTH" "$IMAGE" $id \
+        sh -c 'trap "exit 0" TERM; while true; do sleep 1; done' 
     wait_for 10 "task running" sh -c "[ \"\$(ctr --address $CTRD/containerd.sock -n $CTR_NS tasks ls | awk '\$1==\"$id\"{print \$3}')\" = RUNNING ]"
 
     run_ok "ctr task exec" ctr_ tasks exec --exec-id e1 $id sh -c 'echo $((6*7)); echo err >&2; exit 0'
@@ -106,8 +107,8 @@ ctr_detached() {
     expect_called $id exec --process
     run_rc ctr_ tasks exec --exec-id e2 $id sh -c 'exit 5'
     expect_eq "exec exit code" 5 "$RC"
-    OUT=$(in_pty ctr --address "$CTRD/containerd.sock" --namespace "$CTR_NS" tasks exec -t --exec-id e3 $id tty) ||
-        fail "ctr task exec -t: $OUT"
+    pty_ok "ctr task exec -t" ctr --address "$CTRD/containerd.sock" --namespace "$CTR_NS" \
+        tasks exec -t --exec-id e3 $id sh -c "tty; sleep 1"
     expect_match "exec -t tty" '/dev/pts/[0-9]+' "$OUT"
 
     run_ok "ctr task ps" ctr_ tasks ps $id
@@ -125,7 +126,7 @@ ctr_detached() {
     expect_eq "status after resume" RUNNING "$(ctr_task_status $id)"
     expect_eq "freezer state" THAWED "$(cat "$(ctr_cgroup freezer $id)/freezer.state")"
 
-    run_ok "ctr task kill" ctr_ tasks kill $id
+    run_ok "ctr task kill (TERM)" ctr_ tasks kill $id
     wait_for 10 "task stopped" sh -c "[ \"\$(ctr --address $CTRD/containerd.sock -n $CTR_NS tasks ls | awk '\$1==\"$id\"{print \$3}')\" = STOPPED ]"
     expect_called $id kill
     run_ok "ctr task delete" ctr_ tasks delete $id

@@ -97,13 +97,20 @@ docker_setkey_hook() {
     expect_contains "prestart hook in the spec" libnetwork-setkey \
         "$(jq -c .hooks.prestart "$(bundle_for "$id")/config.json")"
     expect_eq "status" running "$(docker_status d-hook)"
+    # The hook told dockerd the container's netns: its sandbox key is it.
+    local key pid
+    key=$(docker_ inspect -f '{{.NetworkSettings.SandboxKey}}' d-hook)
+    pid=$(docker_ inspect -f '{{.State.Pid}}' d-hook)
+    [ -n "$key" ] || fail "no sandbox key: the libnetwork-setkey hook did not run"
+    expect_eq "sandbox key is the container's netns" "$(readlink "/proc/$pid/ns/net")" "net:[$(stat -L -c %i "$key")]"
     docker_ rm -f d-hook >/dev/null
     expect_nothing_left "$id"
 }
 
 # A long-running container through its whole life.
 docker_lifecycle() {
-    local id cg pid1 pid2
+    local id cg pid1 pid2 mounts0
+    mounts0=$(mount_count_under "$DKR")
     run_ok "docker run -d" docker_ run -d --runtime berth --network none $(docker_security) --name d-bg "$IMAGE" \
         sh -c 'trap "exit 0" TERM; while true; do sleep 1; done'
     id=$(docker_id d-bg)
@@ -116,7 +123,7 @@ docker_lifecycle() {
     run_rc docker_ exec d-bg sh -c 'exit 4'
     expect_eq "exec exit code" 4 "$RC"
     expect_called "$id" exec --process
-    OUT=$(in_pty "$DOCKER_CLI" -H "unix://$DKR/docker.sock" exec -t d-bg tty) || fail "docker exec -t: $OUT"
+    pty_ok "docker exec -t" "$DOCKER_CLI" -H "unix://$DKR/docker.sock" exec -t d-bg tty
     expect_match "exec -t tty" '/dev/pts/[0-9]+' "$OUT"
 
     run_ok "docker top" docker_ top d-bg
@@ -152,6 +159,7 @@ docker_lifecycle() {
 
     run_ok "docker rm -f" docker_ rm -f d-bg
     expect_nothing_left "$id"
+    expect_mounts_back "$DKR" "$mounts0"
 }
 
 docker_create_error() {

@@ -80,12 +80,16 @@ wait_for() {
     wait_until "$secs" "$@" || fail "timed out after ${secs}s waiting for: $what"
 }
 
-# Runs a command under a pseudo-terminal (engines refuse -t without one).
-# `script` passes the child's exit code back with -e.
-in_pty() {
-    local cmd
+# Runs a command under a pseudo-terminal (engines refuse -t without one);
+# its output goes to OUT. `script -e` passes the child's exit code back.
+# pty_ok WHAT CMD...
+pty_ok() {
+    local what=$1 cmd rc=0
+    shift
     printf -v cmd '%q ' "$@"
-    timeout -k 5 30 script -qefc "$cmd" /dev/null </dev/null
+    OUT=$(timeout -k 5 30 script -qefc "$cmd" /dev/null </dev/null 2>&1) || rc=$?
+    [ "$rc" -ne 124 ] || fail "$what: hung (killed after 30s), output: $OUT"
+    [ "$rc" -eq 0 ] || fail "$what: exit $rc: $OUT"
 }
 
 # --- the berth call log --------------------------------------------------
@@ -136,19 +140,22 @@ bundle_for() {
     calls_for "$1" | grep -E ' create ' | head -1 | sed -n 's/.* --bundle[= ]\([^ ]*\).*/\1/p'
 }
 
-# The --root berth was given for a container (from its create call).
+# The --root berth was given for a container (from its create call), or
+# berth's default when the engine gave none (podman does not).
 state_root_for() {
-    calls_for "$1" | grep -E ' create ' | head -1 | sed -n 's/.* --root[= ]\([^ ]*\).*/\1/p'
+    local root
+    root=$(calls_for "$1" | grep -E ' create ' | head -1 | sed -n 's/.* --root[= ]\([^ ]*\).*/\1/p')
+    echo "${root:-/run/berth}"
 }
 
 # --- leftovers ------------------------------------------------------------
 
-cgroup_dirs_for() { find /sys/fs/cgroup -maxdepth 5 -type d -name "*$1*" 2>/dev/null; }
-mounts_for() { grep -F -e "$1" /proc/self/mountinfo 2>/dev/null; }
+cgroup_dirs_for() { find /sys/fs/cgroup -maxdepth 5 -type d -name "*$1*" 2>/dev/null || true; }
+mounts_for() { grep -F -e "$1" /proc/self/mountinfo 2>/dev/null || true; }
 processes_for() {
     local p
     for p in /proc/[0-9]*; do
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -e "$1" && echo "${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+        tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -e "$1" && echo "${p#/proc/}: $(tr '\0' ' ' 2>/dev/null <"$p/cmdline")"
     done
     return 0
 }
@@ -156,7 +163,7 @@ processes_for() {
 leftovers_for() {
     local id=$1 root
     root=$(state_root_for "$id")
-    [ -n "$root" ] && [ -e "$root/$id" ] && echo "berth state dir $root/$id"
+    [ -e "$root/$id" ] && echo "berth state dir $root/$id"
     cgroup_dirs_for "$id" | sed 's/^/cgroup /'
     mounts_for "$id" | awk '{ print "mount " $5 }'
     processes_for "$id" | sed 's/^/process /'
@@ -178,7 +185,16 @@ expect_nothing_left() {
 
 # Mounts below a directory: compared before and after a scenario because
 # some engines (docker's overlay2) mount rootfs under ids unrelated to ours.
-mount_count_under() { awk -v d="$1/" 'index($5, d) == 1' /proc/self/mountinfo | wc -l; }
+# The storage driver's own bind mount of its home (podman's overlay dir,
+# made once and kept) is not a container's.
+under_dir() { awk -v d="$1/" 'index($5, d) == 1 && $5 !~ /\/overlay2?$/ { print $5 }' /proc/self/mountinfo; }
+mount_count_under() { under_dir "$1" | wc -l; }
+
+# expect_mounts_back DIR COUNT: the mounts under DIR are back to COUNT.
+expect_mounts_back() {
+    wait_until 10 test "$(mount_count_under "$1")" -eq "$2" ||
+        fail "mounts under $1: $2 before, now: $(under_dir "$1" | head -5)"
+}
 
 # --- the scenario runner --------------------------------------------------
 

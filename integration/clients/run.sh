@@ -71,19 +71,18 @@ cleanup() {
     trap - EXIT INT TERM
     {
         for ((i = ${#STOP_FUNCS[@]} - 1; i >= 0; i--)); do "${STOP_FUNCS[i]}"; done
-        # Containers an engine did not remove (a failed scenario): every
-        # state root berth was given, force-deleted through berth itself.
-        for r in $(grep -oE -- '--root[= ][^ ]+' "$CALLS" | sed 's/--root[= ]//' | sort -u); do
-            for id in $(ls "$r" 2>/dev/null); do
-                [ -d "$r/$id" ] && "$W/bin/berth-real" --root "$r" delete --force "$id"
-            done
+        # Containers an engine did not remove (a failed scenario): each id
+        # berth was asked to create, force-deleted through berth itself.
+        for id in $(container_ids_created); do
+            r=$(state_root_for "$id")
+            [ -d "$r/$id" ] && "$W/bin/berth-real" --root "$r" delete --force "$id"
         done
         # Any process still naming the scratch dir is ours (a shim, conmon).
         for p in $(pgrep -f -- "$W/"); do [ "$p" != $$ ] && kill -KILL "$p"; done
         sleep 0.5
         # Cgroups of the containers berth was asked to create.
         for id in $(container_ids_created); do
-            find /sys/fs/cgroup -depth -type d -name "*$id*" -exec rmdir {} \;
+            find /sys/fs/cgroup -depth -type d \( -name "$id" -o -name "libpod-$id" \) -exec rmdir {} \;
         done
         for ((i = ${#FINAL_FUNCS[@]} - 1; i >= 0; i--)); do "${FINAL_FUNCS[i]}"; done
     } >>"$W/logs/cleanup.log" 2>&1
@@ -93,6 +92,14 @@ cleanup() {
     fi
     umount -R "$W" 2>/dev/null || umount -R -l "$W" 2>/dev/null
     rmdir "$W" 2>/dev/null || echo "run.sh: could not remove $W" >&2
+    # What the suite itself may have left: said loudly, and a failure.
+    local left
+    left=$(pgrep -af -- "$W/"; grep -F -- "$W" /proc/self/mountinfo)
+    if [ -n "$left" ]; then
+        echo "run.sh: left behind after cleanup:" >&2
+        echo "$left" | head -10 >&2
+        exit 1
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
