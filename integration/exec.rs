@@ -730,3 +730,149 @@ fn exec_hands_its_seccomp_notify_fd_to_the_agent() {
     );
     assert!(!sb.rootfs.join("tmp/notified").exists());
 }
+
+/// The v1 `pids` directory of process `pid`, from /proc/PID/cgroup.
+fn pids_cgroup_of(pid: i32) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/PID/cgroup");
+    text.lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == "pids")
+                .then(|| path.to_string())
+        })
+        .expect("a pids line in /proc/PID/cgroup")
+}
+
+/// The exec'd process joins the container's cgroup, or with `--cgroup CTRL:SUB` an
+/// existing sub-cgroup of it in that hierarchy.
+#[test]
+fn exec_joins_the_container_cgroup_or_a_sub_cgroup() {
+    if !std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+        eprintln!("skipped: no cgroup v1 pids hierarchy on this host");
+        return;
+    }
+    let (sb, id) = running("execcgroup", |_| {});
+    let init = sb.pid(&id);
+    let container_cgroup = pids_cgroup_of(init);
+    let pid_file = sb.dir.join("cg.pid");
+    let pid_file_arg = pid_file.to_str().expect("utf-8").to_string();
+    let detached = |flags: &[&str]| -> i32 {
+        let mut args = vec!["exec", "-d", "--pid-file", &pid_file_arg];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&id, "sleep", "1000"]);
+        sb.rt(&args).ok();
+        fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    };
+    assert_eq!(pids_cgroup_of(detached(&[])), container_cgroup);
+
+    let sub_dir = std::path::Path::new("/sys/fs/cgroup/pids")
+        .join(container_cgroup.trim_start_matches('/'))
+        .join("sub");
+    fs::create_dir(&sub_dir).expect("make the sub-cgroup");
+    let in_sub = detached(&["--cgroup", "pids:sub"]);
+    assert_eq!(pids_cgroup_of(in_sub), format!("{container_cgroup}/sub"));
+    sb.rt(&["exec", "--cgroup", "pids:missing", &id, "true"])
+        .code_is(255)
+        .one_line_error(&["missing"]);
+    // delete removes the sub-cgroup with the container's.
+    sb.rt(&["delete", "--force", &id]).ok();
+    assert!(!sub_dir.exists(), "{} left behind", sub_dir.display());
+}
+
+/// Pipes given to `exec` reach the process unchanged (what a shim passes).
+#[test]
+fn non_tty_stdio_is_passed_through() {
+    let (sb, id) = running("execstdio", |_| {});
+    let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+    let mut writer = fs::File::from(write_end);
+    std::io::Write::write_all(&mut writer, b"line one\nline two\n").expect("write stdin");
+    drop(writer);
+    let out = sb
+        .cmd()
+        .args([
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "tr a-z A-Z; ls -l /proc/self/fd/0 >&2",
+        ])
+        .stdin(std::process::Stdio::from(read_end))
+        .output()
+        .ok();
+    assert_eq!(out.stdout, "LINE ONE\nLINE TWO\n");
+    assert!(
+        out.stderr.contains("pipe:"),
+        "stdin is the caller's pipe: {}",
+        out.stderr
+    );
+}
+
+/// Reads from a pty master until `needle` shows up (or panics after the settle timeout).
+fn read_until(master: &OwnedFd, needle: &str) -> String {
+    use std::os::fd::AsFd;
+    let mut file = fs::File::from(master.try_clone().expect("dup master"));
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    let mut text = String::new();
+    let mut buf = [0u8; 1024];
+    while !text.contains(needle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero() && crate::harness::poll_readable(master.as_fd(), left),
+            "timed out waiting for {needle:?} in {text:?}"
+        );
+        let n = file.read(&mut buf).expect("read the pty");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}
+
+/// In the foreground with --tty, a window size change of berth's terminal (SIGWINCH)
+/// reaches the process's pty.
+#[test]
+fn foreground_tty_follows_window_size_changes() {
+    let (sb, id) = running("execwinch", |_| {});
+    let size = |rows: u16, cols: u16| libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size(24, 80)), None).expect("openpty");
+    let slave: OwnedFd = pty.slave;
+    let exec = sb
+        .cmd()
+        .args([
+            "exec",
+            "-t",
+            &id,
+            "sh",
+            "-c",
+            "stty size; read go; stty size",
+        ])
+        .stdin(std::process::Stdio::from(
+            slave.try_clone().expect("dup slave"),
+        ))
+        .stdout(std::process::Stdio::from(
+            slave.try_clone().expect("dup slave"),
+        ))
+        .stderr(std::process::Stdio::from(slave))
+        .spawn();
+    read_until(&pty.master, "24 80");
+    // SAFETY: TIOCSWINSZ on our own pty master with a valid winsize.
+    let rc = unsafe { libc::ioctl(pty.master.as_raw_fd(), libc::TIOCSWINSZ, &size(33, 101)) };
+    assert_eq!(rc, 0, "resize the pty");
+    exec.signal(libc::SIGWINCH);
+    // Give berth the signal before the process reads its size again.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut master = fs::File::from(pty.master.try_clone().expect("dup master"));
+    std::io::Write::write_all(&mut master, b"go\r").expect("write to the pty");
+    read_until(&pty.master, "33 101");
+    exec.wait().ok();
+}

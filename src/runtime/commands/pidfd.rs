@@ -8,29 +8,37 @@ use std::path::{Path, PathBuf};
 
 use super::lifecycle;
 use crate::runtime::create::Created;
-use crate::runtime::error::{Context, Result};
+use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::{log, rootfs, sys};
 
-/// A connection to the caller's pidfd socket, made before anything is created so a bad
-/// path fails early and leaves nothing behind.
+/// The caller's pidfd socket. The path is checked when the command starts, so a typo fails
+/// before anything is made; the connection is made when sending, because berth may
+/// re-execute itself in between (its CVE-2019-5736 guard), which would drop an open one.
 pub struct PidfdSocket {
     path: PathBuf,
-    stream: UnixStream,
 }
 
 impl PidfdSocket {
+    /// Checks that `path` is a unix socket (connecting happens in [`PidfdSocket::send`]).
     pub fn connect(path: &Path) -> Result<PidfdSocket> {
-        let stream = UnixStream::connect(path)
-            .ctx(|| format!("connecting to pidfd socket {}", path.display()))?;
+        use std::os::unix::fs::FileTypeExt;
+        let meta = std::fs::metadata(path).ctx(|| format!("pidfd socket {}", path.display()))?;
+        if !meta.file_type().is_socket() {
+            return Err(Error::Usage(format!(
+                "pidfd socket {} is not a unix socket",
+                path.display()
+            )));
+        }
         Ok(PidfdSocket {
             path: path.to_path_buf(),
-            stream,
         })
     }
 
-    /// Sends `pidfd` (the message names it, like runc's `pidfd`).
+    /// Connects and sends `pidfd` (the message names it, like runc's `pidfd`).
     pub fn send(&self, pidfd: &OwnedFd) -> Result<()> {
-        rootfs::send_fd(self.stream.as_raw_fd(), pidfd.as_raw_fd(), b"pidfd")
+        let stream = UnixStream::connect(&self.path)
+            .ctx(|| format!("connecting to pidfd socket {}", self.path.display()))?;
+        rootfs::send_fd(stream.as_raw_fd(), pidfd.as_raw_fd(), b"pidfd")
             .ctx(|| format!("sending the pidfd to {}", self.path.display()))
     }
 }
