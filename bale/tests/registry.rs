@@ -15,7 +15,9 @@ use std::time::Duration;
 use bale::digest::Digest;
 use bale::image::{load_image, PlatformSpec};
 use bale::layer::Limits;
-use bale::registry::{self, ClientOptions, Credentials, PullOptions, Quiet, RemoteRef};
+use bale::registry::{
+    self, ClientOptions, Credentials, PullOptions, PushOptions, Quiet, RemoteRef,
+};
 use bale::store::Store;
 use bale::Error;
 use common::{gzip, layer_tar, E};
@@ -469,4 +471,99 @@ fn a_layer_that_does_not_match_its_diff_id_is_not_extracted_or_stored() {
         store.cached_layers().unwrap().is_empty(),
         "no layer or temp dir left"
     );
+}
+
+#[test]
+fn pushes_with_push_scoped_tokens_chunks_and_cross_repository_mounts() {
+    let mut state = State::default();
+    state.auth = Auth::Bearer {
+        user: "alice".into(),
+        password: "s3cret".into(),
+    };
+    let reg = FakeRegistry::start(state);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let tars = vec![
+        layer_tar(&[E::File("a", b"a", 0o644)]),
+        layer_tar(&[E::File("b", &[7u8; 5000], 0o644)]),
+    ];
+    let digest = common::make_image(&store, "local:1", &tars, &["/bin/sh"]);
+    let mut opts = PushOptions {
+        client: ClientOptions {
+            credentials: Some(Credentials {
+                username: "alice".into(),
+                password: "s3cret".into(),
+            }),
+            attempts: 2,
+            backoff: Duration::from_millis(10),
+            ..ClientOptions::default()
+        },
+        platform: PlatformSpec::default(),
+        jobs: 2,
+        chunk_size: 64,
+    };
+    let to = |repo: &str| RemoteRef::parse(&format!("{}/{repo}:v1", reg.addr)).unwrap();
+
+    let pushed = registry::push(&store, "local:1", &to("team/app"), &opts, &Quiet).unwrap();
+    assert_eq!(pushed.manifest, digest);
+    assert_eq!((pushed.uploaded, pushed.existed, pushed.mounted), (3, 0, 0));
+    {
+        let st = reg.state.lock().unwrap();
+        let (media_type, bytes) = &st.manifests["v1"];
+        assert_eq!(media_type, OCI_MANIFEST);
+        assert_eq!(
+            Digest::of_bytes(bytes),
+            digest,
+            "the stored manifest bytes, unchanged"
+        );
+        for name in store.blob_names().unwrap() {
+            let d = Digest::from_hex(&name).unwrap();
+            if d != digest {
+                assert_eq!(
+                    st.blobs[&d.to_string()],
+                    fs::read(store.blob_path(&d)).unwrap()
+                );
+            }
+        }
+    }
+    // Blobs over 64 bytes went in chunks that followed on from each other.
+    let patches = reg.seen_paths("PATCH", "/v2/team/app/blobs/uploads/");
+    assert!(patches.len() > 3, "{} PATCHes", patches.len());
+    assert!(patches
+        .iter()
+        .all(|p| p.headers.contains_key("content-range")));
+    let tokens = reg.seen_paths("GET", "/token");
+    assert!(tokens.iter().any(|t| t
+        .path
+        .contains("scope=repository%3Ateam%2Fapp%3Apull%2Cpush")));
+
+    // Same image, other repository: mounted from team/app, which the
+    // token must cover too.
+    opts.chunk_size = 0;
+    let pushed = registry::push(&store, "local:1", &to("other/app"), &opts, &Quiet).unwrap();
+    assert_eq!((pushed.uploaded, pushed.existed, pushed.mounted), (0, 0, 3));
+    let last_token = reg.seen_paths("GET", "/token").pop().unwrap();
+    assert!(last_token
+        .path
+        .contains("scope=repository%3Aother%2Fapp%3Apull%2Cpush"));
+    assert!(last_token
+        .path
+        .contains("scope=repository%3Ateam%2Fapp%3Apull"));
+
+    // Again: everything is there already.
+    let pushed = registry::push(&store, "local:1", &to("other/app"), &opts, &Quiet).unwrap();
+    assert_eq!((pushed.uploaded, pushed.existed, pushed.mounted), (0, 3, 0));
+
+    // And it pulls back whole into another store.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = Store::open(dir2.path()).unwrap();
+    let mut pull_opts = options(2);
+    pull_opts.client.credentials = opts.client.credentials.clone();
+    let pulled = registry::pull(&store2, &to("other/app"), &pull_opts, &Quiet).unwrap();
+    assert_eq!(pulled.manifest, digest);
+
+    // A push of a digest that is not this image's is refused up front.
+    let wrong = RemoteRef::parse(&format!("{}/x/y@sha256:{}", reg.addr, "f".repeat(64))).unwrap();
+    let err = registry::push(&store, "local:1", &wrong, &opts, &Quiet).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
 }

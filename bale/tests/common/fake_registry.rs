@@ -19,6 +19,7 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -43,6 +44,10 @@ pub struct State {
     pub fail_blob_gets: usize,
     /// Answer blob GETs with a 307 to /cdn/<digest>.
     pub redirect_blobs: bool,
+    /// Upload sessions in progress.
+    pub uploads: HashMap<String, Vec<u8>>,
+    /// Blobs pushed or mounted, by repository (what HEAD and mounts see).
+    pub linked: HashMap<String, HashSet<String>>,
     pub seen: Vec<Seen>,
 }
 
@@ -187,6 +192,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
         method,
         path,
         headers,
+        body,
     })
 }
 
@@ -222,7 +228,17 @@ fn route(st: &mut State, req: &Seen, addr: &str) -> Reply {
     let Some(rest) = path.strip_prefix("/v2/") else {
         return Reply::error(404, "NOT_FOUND");
     };
+    if let Some((repo, id)) = rest.split_once("/blobs/uploads/") {
+        return upload(st, req, repo, id);
+    }
     if let Some((_, reference)) = rest.rsplit_once("/manifests/") {
+        if req.method == "PUT" {
+            let media_type = req.headers.get("content-type").cloned().unwrap_or_default();
+            let digest = bale::digest::Digest::of_bytes(&req.body).to_string();
+            st.manifests
+                .insert(reference.to_owned(), (media_type, req.body.clone()));
+            return Reply::new(201).header("docker-content-digest", digest);
+        }
         return match st.manifests.get(reference) {
             Some((media_type, bytes)) => Reply::new(200)
                 .header("content-type", media_type.clone())
@@ -230,7 +246,14 @@ fn route(st: &mut State, req: &Seen, addr: &str) -> Reply {
             None => Reply::error(404, "MANIFEST_UNKNOWN"),
         };
     }
-    if let Some((_, digest)) = rest.rsplit_once("/blobs/") {
+    if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
+        if req.method == "HEAD" {
+            let linked = st.linked.get(repo).is_some_and(|l| l.contains(digest));
+            return match st.blobs.get(digest).filter(|_| linked) {
+                Some(data) => Reply::new(200).body(data.clone()),
+                None => Reply::new(404),
+            };
+        }
         if st.fail_blob_gets > 0 {
             st.fail_blob_gets -= 1;
             return Reply::error(503, "UNAVAILABLE");
@@ -243,22 +266,89 @@ fn route(st: &mut State, req: &Seen, addr: &str) -> Reply {
     Reply::error(404, "NOT_FOUND")
 }
 
+/// The scope a request needs, as distribution names it.
+fn needed_scope(req: &Seen) -> Option<(String, &'static str)> {
+    let path = req.path.split('?').next().unwrap_or("");
+    let rest = path.strip_prefix("/v2/")?;
+    let repo = ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .find_map(|sep| rest.split_once(sep).map(|(r, _)| r))?;
+    let action = if matches!(req.method.as_str(), "GET" | "HEAD") {
+        "pull"
+    } else {
+        "push"
+    };
+    Some((repo.to_owned(), action))
+}
+
+/// Tokens are "tok" plus the granted scopes, space separated.
+fn token_allows(token: &str, repo: &str, action: &str) -> bool {
+    token.split(' ').skip(1).any(|scope| {
+        let mut parts = scope.split(':');
+        parts.next() == Some("repository")
+            && parts.next() == Some(repo)
+            && parts
+                .next()
+                .is_some_and(|a| a.split(',').any(|x| x == action))
+    })
+}
+
 fn check_auth(st: &State, req: &Seen, addr: &str) -> Option<Reply> {
-    match &st.auth {
-        Auth::Anonymous => None,
-        Auth::Bearer { .. } => {
-            let ok = req
-                .headers
-                .get("authorization")
-                .is_some_and(|a| a == "Bearer good-token");
-            (!ok).then(|| {
-                Reply::error(401, "UNAUTHORIZED").header(
-                    "www-authenticate",
-                    format!(r#"Bearer realm="http://{addr}/token",service="fake""#),
-                )
-            })
-        }
+    if let Auth::Anonymous = st.auth {
+        return None;
     }
+    let token = req
+        .headers
+        .get("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .filter(|t| t.starts_with("tok"));
+    let mut challenge = format!(r#"Bearer realm="http://{addr}/token",service="fake""#);
+    let ok = match (token, needed_scope(req)) {
+        (Some(_), None) => true,
+        (Some(t), Some((repo, action))) => {
+            // A cross-repository mount also needs pull on the source.
+            let from = query(&req.path, "from");
+            token_allows(t, &repo, action) && from.is_none_or(|src| token_allows(t, &src, "pull"))
+        }
+        (None, _) => false,
+    };
+    if let (false, Some((repo, action))) = (ok, needed_scope(req)) {
+        let actions = if action == "push" {
+            "pull,push"
+        } else {
+            "pull"
+        };
+        challenge.push_str(&format!(r#",scope="repository:{repo}:{actions}""#));
+    }
+    (!ok).then(|| Reply::error(401, "UNAUTHORIZED").header("www-authenticate", challenge))
+}
+
+/// A decoded query parameter.
+pub fn query(path: &str, key: &str) -> Option<String> {
+    let (_, q) = path.split_once('?')?;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn token(st: &State, req: &Seen) -> Reply {
@@ -272,9 +362,18 @@ fn token(st: &State, req: &Seen) -> Reply {
     if req.headers.get("authorization") != Some(&want) {
         return Reply::error(401, "UNAUTHORIZED");
     }
+    let q = req.path.split_once('?').map_or("", |(_, q)| q);
+    let mut token = String::from("tok");
+    for kv in q.split('&') {
+        if let Some(("scope", v)) = kv.split_once('=') {
+            token.push(' ');
+            token.push_str(&percent_decode(v));
+        }
+    }
+    let body = serde_json::json!({ "token": token });
     Reply::new(200)
         .header("content-type", "application/json")
-        .body(br#"{"token":"good-token"}"#.to_vec())
+        .body(serde_json::to_vec(&body).unwrap())
 }
 
 fn blob(st: &mut State, req: &Seen, digest: &str) -> Reply {
@@ -309,4 +408,62 @@ fn blob(st: &mut State, req: &Seen, digest: &str) -> Reply {
         reply.cut_at = Some(reply.body.len() / 2);
     }
     reply
+}
+
+/// POST (start, or mount), PATCH (append a chunk), PUT (finish) of blob
+/// uploads, checked like distribution does: Content-Range must follow on,
+/// and the digest must match what was sent.
+fn upload(st: &mut State, req: &Seen, repo: &str, id: &str) -> Reply {
+    let id = id.split('?').next().unwrap_or("");
+    let location = |id: &str| format!("/v2/{repo}/blobs/uploads/{id}?_state=opaque");
+    match req.method.as_str() {
+        "POST" => {
+            if let (Some(d), Some(from)) = (query(&req.path, "mount"), query(&req.path, "from")) {
+                if st.linked.get(&from).is_some_and(|l| l.contains(&d)) {
+                    st.linked.entry(repo.to_owned()).or_default().insert(d);
+                    return Reply::new(201);
+                }
+            }
+            // Unique: one request, one session.
+            let id = format!("u{}", st.seen.len());
+            st.uploads.insert(id.clone(), Vec::new());
+            Reply::new(202).header("location", location(&id))
+        }
+        "PATCH" | "PUT" => {
+            let Some(data) = st.uploads.get_mut(id) else {
+                return Reply::error(404, "BLOB_UPLOAD_UNKNOWN");
+            };
+            if let Some(range) = req.headers.get("content-range") {
+                let start: usize = range
+                    .split('-')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(usize::MAX);
+                if start != data.len() {
+                    return Reply::error(416, "BLOB_UPLOAD_INVALID");
+                }
+            }
+            data.extend_from_slice(&req.body);
+            if req.method == "PATCH" {
+                let end = data.len().saturating_sub(1);
+                return Reply::new(202)
+                    .header("location", location(id))
+                    .header("range", format!("0-{end}"));
+            }
+            let Some(want) = query(&req.path, "digest") else {
+                return Reply::error(400, "DIGEST_INVALID");
+            };
+            let data = st.uploads.remove(id).unwrap_or_default();
+            if bale::digest::Digest::of_bytes(&data).to_string() != want {
+                return Reply::error(400, "DIGEST_INVALID");
+            }
+            st.linked
+                .entry(repo.to_owned())
+                .or_default()
+                .insert(want.clone());
+            st.blobs.insert(want, data);
+            Reply::new(201)
+        }
+        _ => Reply::error(405, "UNSUPPORTED"),
+    }
 }
