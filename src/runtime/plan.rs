@@ -1024,6 +1024,27 @@ pub fn compile_seccomp(spec: &Spec) -> Result<Option<berth_seccomp::Filter>> {
     };
     let filter = berth_seccomp::compile(cfg)
         .map_err(|e| Error::Config(format!("linux.seccomp: {e}")))?;
+    // The init makes these calls after loading a NOTIFY filter and before the agent has
+    // its fd: a notified one would hang the container forever (runc refuses them too).
+    const INIT_SYSCALLS: [&str; 24] = [
+        "setgroups", "setresuid", "setresgid", "capset", "capget", "prctl", "sendmsg",
+        "sendto", "recvfrom", "read", "write", "poll", "ppoll", "clone", "clone3", "execve",
+        "wait4", "close", "close_range", "fcntl", "dup2", "ioctl", "setsid", "rt_sigprocmask",
+    ];
+    if filter.uses_notify() {
+        if let Some(name) = INIT_SYSCALLS.iter().find(|n| filter.may_notify(n)) {
+            return Err(Error::Config(format!(
+                "linux.seccomp: SCMP_ACT_NOTIFY on {name} would block the container's start"
+            )));
+        }
+    }
+    for ignored in filter.ignored_flags() {
+        super::log::warn(&format!(
+            "linux.seccomp: {} not used: {}",
+            ignored.flag.name(),
+            ignored.reason
+        ));
+    }
     if !filter.skipped_syscalls().is_empty() {
         super::log::debug(&format!(
             "seccomp: skipped syscalls unknown here: {}",

@@ -54,7 +54,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
     validate_mounts(spec)?;
     validate_namespaces(spec)?;
     validate_hooks(spec)?;
-    validate_seccomp(spec)?;
     reject_unsupported(spec)
 }
 
@@ -148,26 +147,6 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
     if linux.time_offsets().is_some() && !has_time_ns {
         return Err(Error::Config(
             "linux.timeOffsets needs a new time namespace".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// SCMP_ACT_NOTIFY needs an agent to send the notify fd to.
-fn validate_seccomp(spec: &Spec) -> Result<()> {
-    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
-        return Ok(());
-    };
-    let notify = oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
-    let uses_notify = seccomp.default_action() == notify
-        || seccomp
-            .syscalls()
-            .iter()
-            .flatten()
-            .any(|s| s.action() == notify);
-    if uses_notify && seccomp.listener_path().is_none() {
-        return Err(Error::Config(
-            "linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into(),
         ));
     }
     Ok(())

@@ -100,31 +100,6 @@ const MOUNT_OPTIONS: &[&str] = &[
     "tmpcopyup", "unbindable",
 ];
 
-/// linux.seccomp in the features document: what berth-seccomp compiles on this kernel.
-fn seccomp_features() -> serde_json::Value {
-    let flags: Vec<&str> = berth_seccomp::Flag::ALL.iter().map(|f| f.name()).collect();
-    let supported: Vec<&str> = berth_seccomp::Flag::ALL
-        .iter()
-        .filter(|f| f.supported())
-        .map(|f| f.name())
-        .collect();
-    serde_json::json!({
-        "enabled": true,
-        "actions": [
-            "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
-            "SCMP_ACT_TRAP"
-        ],
-        "operators": [
-            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
-            "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
-        ],
-        "archs": ["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
-        "knownFlags": flags,
-        "supportedFlags": supported
-    })
-}
-
 /// `berth features`: what this build of berth really supports (runtime spec features.md).
 pub fn features() -> serde_json::Value {
     let mut caps: Vec<caps::Capability> = caps::all().into_iter().collect();
@@ -139,7 +114,7 @@ pub fn features() -> serde_json::Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
-            "seccomp": seccomp_features(),
+            "seccomp": berth_seccomp::features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
