@@ -454,6 +454,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     };
     match command {
         Command::Create(a) => {
+            // Before the pidfd socket connection, which a re-exec would drop.
+            berth::runtime::exe_guard::ensure_protected()?;
             let pidfd_socket = a.pidfd_socket.as_deref().map(PidfdSocket::connect).transpose()?;
             let mut opts = create_options(root, a);
             opts.systemd_cgroup = systemd_cgroup;

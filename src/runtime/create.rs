@@ -14,7 +14,7 @@ use super::error::{Context, Error, Result};
 use super::init::{self, msg, Fail, InitFds, Step};
 use super::plan::{self, InitPlan, PlanOptions};
 use berth_cgroups::{CgroupConfig, Layout, Manager};
-use super::{hooks, log, spec, sys};
+use super::{exe_guard, hooks, log, spec, sys};
 
 pub struct CreateOptions {
     pub id: String,
@@ -41,6 +41,7 @@ pub struct Created {
 }
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
+    exe_guard::ensure_protected()?;
     container::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .ctx(|| format!("bundle {}", opts.bundle.display()))?;
@@ -509,8 +510,8 @@ fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd) -> Result<()> {
 /// Writes /proc/PID/{uid_map,gid_map} for a new user namespace.
 fn write_id_maps(pid: i32, plan: &InitPlan) -> Result<()> {
     for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, map.as_bytes()).ctx(|| format!("writing {path} ({:?})", map.trim()))?;
+        write_proc_file(pid, file, map.as_bytes())
+            .ctx(|| format!("writing /proc/{pid}/{file} ({:?})", map.trim()))?;
     }
     Ok(())
 }
@@ -518,10 +519,20 @@ fn write_id_maps(pid: i32, plan: &InitPlan) -> Result<()> {
 /// Sets the init's oom_score_adj through the host's procfs (the container cannot reach it).
 fn write_oom_score_adj(pid: i32, value: Option<i32>) -> Result<()> {
     if let Some(v) = value {
-        let path = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&path, v.to_string()).ctx(|| format!("writing {path}"))?;
+        write_proc_file(pid, "oom_score_adj", v.to_string().as_bytes())
+            .ctx(|| format!("writing /proc/{pid}/oom_score_adj"))?;
     }
     Ok(())
+}
+
+/// Writes `/proc/PID/FILE` in one write(2), through a descriptor checked to be on procfs.
+fn write_proc_file(pid: i32, file: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/{file}"))?;
+    super::rootfs::check_procfs(f.as_raw_fd())?;
+    f.write_all(bytes)
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {

@@ -206,6 +206,7 @@ pub fn run(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> ! {
 }
 
 fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<()> {
+    hide_from_container();
     // SAFETY: signal(2) and umask(2) are async-signal-safe. SIGPIPE is ignored while we
     // feed hooks their state (restored before exec); umask 0 so devices and mount points get
     // exactly the modes asked for.
@@ -289,6 +290,14 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     started
 }
 
+/// Until execve this process is a clone of berth: its /proc/PID/exe is berth's binary and
+/// /proc/PID/fd holds host descriptors (state dir, rootfs, sockets). Not dumpable, none of
+/// it (nor ptrace) is reachable by container processes without CAP_SYS_PTRACE in the
+/// host's user namespace; execve of the user program makes the process dumpable again.
+fn hide_from_container() {
+    super::exe_guard::set_dumpable(false);
+}
+
 /// What the init leaves in the exec fifo when the user program could not be started.
 pub const START_FAILED: &[u8] = b"E";
 
@@ -365,7 +374,8 @@ fn enter_new_time_namespace(plan: &InitPlan) -> R<()> {
             if fd < 0 {
                 return Err(last(Step::TimeOffsets, 1));
             }
-            let written = sys::write_all(fd, offsets);
+            // A joined mount namespace's /proc could be anything: write only to procfs.
+            let written = rootfs::check_procfs(fd).and_then(|()| sys::write_all(fd, offsets));
             libc::close(fd);
             written.map_err(os(Step::TimeOffsets, 2))?;
         }
@@ -758,6 +768,7 @@ pub fn run_exec(plan: &ExecPlan, fds: &ExecFds) -> ! {
 /// as the init. The parent waits for EOF on the close-on-exec sync socket: that is the
 /// sign execve succeeded.
 fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
+    hide_from_container();
     // SAFETY: close/signal are async-signal-safe. SIGPIPE is restored before exec.
     unsafe {
         libc::close(fds.lock);
@@ -848,6 +859,16 @@ fn open_exec_console(p: &ProcessPlan, socket: Option<RawFd>) -> R<OwnedFd> {
         // SAFETY: valid fd and winsize pointer.
         if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
             return Err(last(Step::Console, 3));
+        }
+    } else {
+        // The caller's terminal size, before the program can ask for it: the foreground
+        // `berth exec` only copies it once the program runs.
+        // SAFETY: winsize is plain old data; a failing ioctl (stdin not a tty) changes nothing.
+        unsafe {
+            let mut ws: libc::winsize = std::mem::zeroed();
+            if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+                libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+            }
         }
     }
     rootfs::send_fd(sock, master.as_raw_fd(), b"/dev/ptmx").map_err(os(Step::ConsoleSend, 0))?;

@@ -4,6 +4,7 @@ pub mod commands;
 pub mod container;
 pub mod create;
 pub mod error;
+pub mod exe_guard;
 pub mod hooks;
 pub mod init;
 pub mod log;

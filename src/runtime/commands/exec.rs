@@ -27,7 +27,7 @@ use crate::runtime::create::receive_fd;
 use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::init::{self, msg, ExecFds, Fail, Step};
 use crate::runtime::plan::{self, ExecPlan, ProcessPlan};
-use crate::runtime::{spec, sys};
+use crate::runtime::{exe_guard, spec, sys};
 
 /// Everything `berth exec` was asked to do.
 #[derive(Debug, Default)]
@@ -60,6 +60,7 @@ pub struct ExecOptions {
 
 /// Runs `berth exec`; returns the exit code to exit with (0 when detached).
 pub fn exec(opts: &ExecOptions) -> Result<i32> {
+    exe_guard::ensure_protected()?;
     let container = Container::load(&opts.root, &opts.id)?;
     check_status(&container, opts.ignore_paused)?;
     let saved = container.saved()?.clone();
@@ -612,6 +613,9 @@ fn spawn(
         console_socket: console.child_end(),
     };
     let into = targets.clone_into();
+    // The child is born in the container's pid namespace: born not dumpable, its
+    // /proc/PID/exe (berth) and /proc/PID/fd are never reachable from the container.
+    exe_guard::set_dumpable(false);
     let forked = match sys::clone3_fork(0, into.as_ref().map(|f| f.as_raw_fd())) {
         // A v2 leaf with controllers in its subtree refuses processes: add_process knows
         // the way around that.
@@ -620,6 +624,9 @@ fn spawn(
         }
         other => other,
     };
+    if !matches!(forked, Ok(sys::Forked::Child)) {
+        exe_guard::set_dumpable(true);
+    }
     let (pid, pidfd) = match forked.ctx(|| "clone3 of the exec'd process")? {
         sys::Forked::Child => init::run_exec(&plan, &fds),
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),

@@ -11,6 +11,7 @@ use super::lifecycle;
 use super::pidfd::{self, PidfdSocket};
 use super::supervise::{forwarded_signals, supervise};
 use crate::runtime::container::Container;
+use crate::runtime::exe_guard;
 use crate::runtime::create::{self, CreateOptions, Created};
 use crate::runtime::error::{Context, Result};
 use crate::runtime::sys;
@@ -26,6 +27,8 @@ pub struct RunOptions {
 
 /// Runs the container; returns the exit code `berth run` exits with.
 pub fn run(mut opts: RunOptions) -> Result<i32> {
+    // Before anything a re-exec would do twice (the pidfd socket connection).
+    exe_guard::ensure_protected()?;
     let pidfd_socket = opts.pidfd_socket.as_deref().map(PidfdSocket::connect).transpose()?;
     if opts.detach {
         let created = create_with(&opts.create, pidfd_socket.as_ref())?;
