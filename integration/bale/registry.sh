@@ -184,6 +184,45 @@ has "sha256:$L1" <"$W/err" || die "the error names the corrupt blob"
 [ "$(store_state s6)" = "$before" ] || die "failed pulls changed the store"
 ok "unknown tag, no registry, bad reference, corrupt blob: clear errors, store unchanged"
 
+# --- an interrupted pull resumes where it stopped ---------------------------
+cd "$W"
+umoci init --layout biglayout
+umoci new --image biglayout:big
+umoci unpack --image biglayout:big b3 >/dev/null
+head -c 48000000 /dev/urandom >b3/rootfs/big
+umoci repack --image biglayout:big b3 >/dev/null
+bale s1 import biglayout big:1 >/dev/null
+bale s1 push big:1 "$R1/big/app:v1" >/dev/null
+BIG=$(bale s1 inspect --format json big:1 | json 'd["layers"][-1]["digest"][7:]')
+FULL=$(stat -c %s "$W/s1/blobs/sha256/$BIG")
+PART=$W/s7/bale/tmp/partial-$BIG
+"$BALE" --root "$W/s7" pull "$R1/big/app:v1" >/dev/null 2>&1 &
+PULL=$!
+PIDS+=($PULL)
+for _ in $(seq 1000); do
+    [ "$(stat -c %s "$PART" 2>/dev/null || echo 0)" -gt 0 ] && break
+    sleep 0.01
+done
+kill -9 $PULL 2>/dev/null || true
+wait $PULL 2>/dev/null || true
+HAVE=$(stat -c %s "$PART" 2>/dev/null || echo 0)
+[ "$HAVE" -gt 0 ] && [ "$HAVE" -lt "$FULL" ] || die "could not stop the pull midway ($HAVE of $FULL bytes)"
+bale s7 images | has "big/app" && die "a killed pull tagged the image"
+cp "$PART" "$W/partial.copy"
+# Proof that the next pull continues from the partial file rather than
+# starting over: with the file's first byte flipped, the resumed blob must
+# fail its digest check (and the damaged file is thrown away)...
+python3 -c "import sys; f=open(sys.argv[1],'r+b'); b=f.read(1); f.seek(0); f.write(bytes([b[0]^0xff]))" "$PART"
+expect_fail "resume onto a damaged partial file" bale s7 pull "$R1/big/app:v1"
+has "digest mismatch for blob sha256:$BIG" <"$W/err" || die "damaged resume error"
+[ -e "$PART" ] && die "a partial file that failed verification is kept"
+# ...while the intact partial file resumes into the right image.
+cp "$W/partial.copy" "$PART"
+[ "$(bale s7 pull "$R1/big/app:v1")" = "$R1/big/app:v1 $(bale s1 inspect --format json big:1 | json 'd["digest"]')" ] ||
+    die "resumed pull"
+[ -e "$PART" ] && die "partial file left after the pull"
+ok "a killed pull ($HAVE of $FULL bytes) is resumed by the next one"
+
 # --- TLS + htpasswd registry -------------------------------------------------
 cd "$W/pki"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=bale test CA" \
