@@ -728,3 +728,40 @@ pub fn add_mount(config: &mut Value, mount: Value) {
         list.push(mount);
     }
 }
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn reports_keep_every_value_and_empty_ones() {
+        let report = Report::parse("uid 0 0 0\nenv A=1\nenv B=2\nread:/x \nready\n");
+        assert_eq!(report.get("uid").ok(), Some("0 0 0"));
+        assert_eq!(report.all("env"), vec!["A=1", "B=2"]);
+        assert_eq!(report.get("read:/x").ok(), Some(""));
+        assert_eq!(report.get("ready").ok(), Some(""));
+        assert!(report.get("missing").is_err());
+    }
+
+    #[test]
+    fn mount_paths_are_unescaped() {
+        assert_eq!(unescape_mount_path("/a\\040b\\134c"), "/a b\\c");
+    }
+
+    #[test]
+    fn namespaces_are_replaced_by_type() {
+        let mut config = base_config();
+        set_namespace(
+            &mut config,
+            json!({"type": "network", "path": "/proc/1/ns/net"}),
+        );
+        let nets: Vec<&Value> = config["linux"]["namespaces"]
+            .as_array()
+            .map(|l| l.iter().filter(|n| n["type"] == "network").collect())
+            .unwrap_or_default();
+        assert_eq!(nets.len(), 1);
+        assert_eq!(nets[0]["path"], "/proc/1/ns/net");
+        remove_namespace(&mut config, "network");
+        assert!(!config.to_string().contains("\"network\""));
+    }
+}

@@ -2,7 +2,7 @@
 //! runc's command line.
 //!
 //! Usage: berth-conformance --runtime PATH --checker PATH [--busybox PATH] [--jobs N]
-//!                          [--filter TEXT] [--results FILE] [--list]
+//!                          [--filter TEXT[|TEXT...]] [--results FILE] [--list]
 //!
 //! Prints TAP (one line per test, named after the spec section and requirement), then a table
 //! per section and the line `conformance: N passed, N failed, N skipped`. Exits 1 when a test
@@ -65,7 +65,7 @@ fn parse_options() -> Result<Options, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: berth-conformance --runtime PATH --checker PATH [--busybox PATH] \
-                            [--jobs N] [--filter TEXT] [--results FILE] [--list]"
+                            [--jobs N] [--filter TEXT[|TEXT...]] [--results FILE] [--list]"
                         .into(),
                 )
             }
@@ -138,7 +138,7 @@ fn main() {
             options
                 .filter
                 .as_ref()
-                .is_none_or(|f| t.name.contains(f.as_str()))
+                .is_none_or(|f| f.split('|').any(|alt| t.name.contains(alt)))
         })
         .collect();
     if options.list {
@@ -218,5 +218,44 @@ fn run_one(suite: &Suite, index: usize, test: &tests::Test) -> TestRecord {
         name: test.name,
         status,
         elapsed: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::is_dynamically_linked;
+
+    /// A minimal ELF64 file: header plus one program header of the given type.
+    fn elf_with_segment(p_type: u32) -> Vec<u8> {
+        let mut bytes = vec![0u8; 64 + 56];
+        bytes[0..5].copy_from_slice(b"\x7fELF\x02");
+        bytes[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        bytes[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        bytes[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        bytes[64..68].copy_from_slice(&p_type.to_le_bytes());
+        bytes
+    }
+
+    fn check(bytes: &[u8]) -> Result<bool, String> {
+        let path = std::env::temp_dir().join(format!(
+            "conformance-elf-{}-{}",
+            std::process::id(),
+            bytes.len()
+        ));
+        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+        let result = is_dynamically_linked(&path);
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    #[test]
+    fn an_interpreter_segment_means_dynamic() {
+        assert_eq!(check(&elf_with_segment(3)), Ok(true));
+        assert_eq!(check(&elf_with_segment(1)), Ok(false));
+    }
+
+    #[test]
+    fn non_elf_files_are_refused() {
+        assert!(check(b"#!/bin/sh\necho not elf, padded to a reasonable length\n").is_err());
     }
 }

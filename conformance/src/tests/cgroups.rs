@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Test> {
         ),
         t("config-linux.md/cpu: shares", cpu_shares),
         t("config-linux.md/cpu: quota and period", cpu_quota),
+        t("config-linux.md/cpu: burst", cpu_burst),
         t(
             "config-linux.md/cpu: realtimeRuntime and realtimePeriod",
             cpu_realtime,
@@ -44,6 +45,10 @@ pub fn tests() -> Vec<Test> {
             blkio_throttle,
         ),
         t(
+            "config-linux.md/block-io: throttleWriteIOPSDevice",
+            blkio_throttle_write_iops,
+        ),
+        t(
             "config-linux.md/huge-page-limits: limit per page size",
             hugepage_limits,
         ),
@@ -52,6 +57,10 @@ pub fn tests() -> Vec<Test> {
         t(
             "config-linux.md/rdma: hcaHandles and hcaObjects",
             rdma_limits,
+        ),
+        t(
+            "config-linux.md/unified: cgroup v2 files are written as given",
+            unified,
         ),
         t(
             "config-linux.md/allowed-device-list: entries are applied in order",
@@ -299,6 +308,31 @@ fn cpu_quota(sb: &mut Sandbox) -> TestResult {
     Ok(())
 }
 
+// "burst (uint64, OPTIONAL) - specifies the maximum amount of accumulated time in microseconds
+// for which tasks in a cgroup can run additionally for burst during one period"
+fn cpu_burst(sb: &mut Sandbox) -> TestResult {
+    require("cpu")?;
+    let file = if on_v1("cpu") {
+        "cpu.cfs_burst_us"
+    } else {
+        "cpu.max.burst"
+    };
+    let root = if on_v1("cpu") {
+        cgroup_mounts()["cpu"].clone()
+    } else {
+        cgroup_mounts()[""].clone()
+    };
+    if !root.join(file).exists() {
+        return skip(format!("no CPU burst support ({file}) in this kernel"));
+    }
+    let (_, pid, _) = create_with_resources(
+        sb,
+        json!({"cpu": {"quota": 50000, "period": 100000, "burst": 20000}}),
+    )?;
+    check_eq!(read_file(pid, "cpu", file, file)?, "20000", file);
+    Ok(())
+}
+
 // "realtimeRuntime (int64, OPTIONAL) ... realtimePeriod (uint64, OPTIONAL)"
 fn cpu_realtime(sb: &mut Sandbox) -> TestResult {
     if !on_v1("cpu") || !cgroup_mounts()["cpu"].join("cpu.rt_runtime_us").exists() {
@@ -413,6 +447,25 @@ fn blkio_throttle(sb: &mut Sandbox) -> TestResult {
     Ok(())
 }
 
+fn blkio_throttle_write_iops(sb: &mut Sandbox) -> TestResult {
+    require("blkio").or_else(|_| require("io"))?;
+    let Some(device) = some_block_device() else {
+        return skip("no block device on this host");
+    };
+    let (major, minor) = device.split_once(':').unwrap_or(("0", "0"));
+    let (major, minor): (i64, i64) = (major.parse().unwrap_or(0), minor.parse().unwrap_or(0));
+    let (_, pid, _) = create_with_resources(
+        sb,
+        json!({"blockIO": {"throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 300}]}}),
+    )?;
+    let text = read_file(pid, "blkio", "blkio.throttle.write_iops_device", "io.max")?;
+    let ok = text
+        .lines()
+        .any(|l| l.starts_with(&device) && (l.ends_with(" 300") || l.contains("wiops=300")));
+    check!(ok, "no write IOPS limit of 300 for {device}: {text:?}");
+    Ok(())
+}
+
 // "hugepageLimits (array of objects, OPTIONAL) ... pageSize (string, REQUIRED) limit (uint64, REQUIRED)"
 fn hugepage_limits(sb: &mut Sandbox) -> TestResult {
     require("hugetlb")?;
@@ -475,6 +528,23 @@ fn rdma_limits(_sb: &mut Sandbox) -> TestResult {
         return skip("no RDMA (infiniband) device on this host");
     }
     skip("RDMA limits are not checked by this suite yet")
+}
+
+// "unified (object, OPTIONAL) allows cgroup v2 parameters to be to be set and modified for the
+// container. Each key in the map refers to a file in the cgroup unified hierarchy."
+fn unified(sb: &mut Sandbox) -> TestResult {
+    if !on_v2("pids") {
+        return skip(
+            "the pids controller is not on a cgroup v2 hierarchy here (v1 or hybrid host)",
+        );
+    }
+    let (_, pid, _) = create_with_resources(sb, json!({"unified": {"pids.max": "42"}}))?;
+    check_eq!(
+        read_file(pid, "pids", "", "pids.max")?,
+        "42",
+        "pids.max set through unified"
+    );
+    Ok(())
 }
 
 // "devices (array of objects, OPTIONAL) configures the device allowlist. The runtime MUST apply

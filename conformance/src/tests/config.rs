@@ -61,6 +61,14 @@ pub fn tests() -> Vec<Test> {
             bind_mount_readonly,
         ),
         t(
+            "config.md/mounts: a file can be bind-mounted",
+            bind_mount_file,
+        ),
+        t(
+            "config.md/mounts: rro makes a bind mount and its submounts read-only",
+            bind_mount_rro,
+        ),
+        t(
             "config.md/mounts: a relative destination MUST be relative to /",
             mount_relative_destination,
         ),
@@ -383,6 +391,80 @@ fn bind_mount_readonly(sb: &mut Sandbox) -> TestResult {
         report.get("create:/mnt/share/from-container")?,
         "error=EROFS",
         "creating a file in a ro bind"
+    );
+    Ok(())
+}
+
+fn bind_mount_file(sb: &mut Sandbox) -> TestResult {
+    let source = sb.dir.join("host-file");
+    fs::write(&source, "single file\n").ctx(|| "write host-file".into())?;
+    add_mount(
+        &mut sb.config,
+        json!({"destination": "/etc/conformance-file", "type": "bind",
+               "source": source.display().to_string(), "options": ["bind"]}),
+    );
+    let report = sb.run_checker(&["read:/etc/conformance-file", "stat:/etc/conformance-file"])?;
+    check_eq!(
+        report.get("read:/etc/conformance-file")?,
+        "single file",
+        "bind-mounted file"
+    );
+    check!(
+        report
+            .get("stat:/etc/conformance-file")?
+            .starts_with("type=f"),
+        "the destination is not a file"
+    );
+    Ok(())
+}
+
+// Linux mount options: "rro: Recursive read-only ... applied to all submounts" (Linux 5.12+).
+fn bind_mount_rro(sb: &mut Sandbox) -> TestResult {
+    let source = shared_host_dir(sb)?;
+    let sub = sb.dir.join("host-share/sub");
+    fs::create_dir_all(&sub).ctx(|| "create host-share/sub".into())?;
+    let sub_c = std::ffi::CString::new(sub.display().to_string()).ctx(|| "path".into())?;
+    // SAFETY: valid C strings; a tmpfs on a directory of our own sandbox, unmounted by its cleanup.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            sub_c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    check!(
+        rc == 0,
+        "mount a tmpfs on {}: {}",
+        sub.display(),
+        std::io::Error::last_os_error()
+    );
+    add_mount(
+        &mut sb.config,
+        json!({"destination": "/mnt/share", "type": "bind", "source": source, "options": ["rbind", "rro"]}),
+    );
+    fs::write(sub.join("marker"), "in-submount\n").ctx(|| "write the submount marker".into())?;
+    let report = sb.run_checker(&[
+        "read:/mnt/share/sub/marker",
+        "create:/mnt/share/top",
+        "create:/mnt/share/sub/below",
+    ])?;
+    // The submount must be there (rbind), so its read-only state comes from rro itself.
+    check_eq!(
+        report.get("read:/mnt/share/sub/marker")?,
+        "in-submount",
+        "file on the submount"
+    );
+    check_eq!(
+        report.get("create:/mnt/share/top")?,
+        "error=EROFS",
+        "creating a file in the rro mount"
+    );
+    check_eq!(
+        report.get("create:/mnt/share/sub/below")?,
+        "error=EROFS",
+        "creating a file in its submount"
     );
     Ok(())
 }

@@ -199,3 +199,17 @@ fn annotations(sb: &mut Sandbox) -> TestResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod unit {
+    use super::semver;
+
+    #[test]
+    fn semver_needs_three_numbers() {
+        assert_eq!(semver("1.2.0"), Some((1, 2, 0)));
+        assert_eq!(semver("1.0.2-dev"), Some((1, 0, 2)));
+        assert_eq!(semver("1.2"), None);
+        assert_eq!(semver("1.2.x"), None);
+        assert_eq!(semver("1.2.3.4"), None);
+    }
+}

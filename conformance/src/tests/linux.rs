@@ -58,6 +58,10 @@ pub fn tests() -> Vec<Test> {
             ns_join_path,
         ),
         t(
+            "config-linux.md/namespaces: a PID namespace can be joined by path",
+            ns_join_pid,
+        ),
+        t(
             "config-linux.md/namespaces: a path of another namespace type MUST be an error",
             ns_path_wrong_type,
         ),
@@ -94,6 +98,10 @@ pub fn tests() -> Vec<Test> {
             device_fifo,
         ),
         t(
+            "config-linux.md/devices: a block device is created",
+            device_block,
+        ),
+        t(
             "config-linux.md/default-devices: null, zero, full, random, urandom, tty, ptmx",
             default_devices,
         ),
@@ -120,6 +128,10 @@ pub fn tests() -> Vec<Test> {
         t(
             "config-linux.md/seccomp: args conditions select the calls",
             seccomp_args,
+        ),
+        t(
+            "config-linux.md/seccomp: SCMP_ACT_KILL_PROCESS kills the process",
+            seccomp_kill_process,
         ),
         t(
             "config-linux.md/seccomp: applied with noNewPrivileges false",
@@ -324,6 +336,34 @@ fn ns_join_path(sb: &mut Sandbox) -> TestResult {
     Ok(())
 }
 
+/// Another container of this runtime holds a PID namespace; a second one joins it by path.
+fn ns_join_pid(sb: &mut Sandbox) -> TestResult {
+    sb.checker_args(&["wait-signal:20000"]);
+    let holder = sb.new_id();
+    sb.create_ok(&holder)?;
+    sb.op_ok("start", &holder)?;
+    sb.wait_output(&holder, "ready")?;
+    let pid = sb.state(&holder)?["pid"].as_i64().unwrap_or(0);
+    let want = read_namespaces(&pid.to_string())
+        .remove("pid")
+        .unwrap_or_default();
+    set_namespace(
+        &mut sb.config,
+        json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}),
+    );
+    let report = sb.run_checker(&["ns", "pid"])?;
+    check_eq!(
+        report.get("ns.pid")?,
+        want.as_str(),
+        "pid namespace joined by path"
+    );
+    check!(
+        report.get("pid")? != "1",
+        "the joining process is pid 1: it did not join the holder's namespace"
+    );
+    Ok(())
+}
+
 // "The runtime MUST generate an error if path is not associated with a namespace of type type."
 fn ns_path_wrong_type(sb: &mut Sandbox) -> TestResult {
     let holder = namespace_holder(sb)?;
@@ -444,6 +484,19 @@ fn device_char(sb: &mut Sandbox) -> TestResult {
         report.get("stat:/dev/conformance-null")?,
         "type=c mode=0640 uid=1000 gid=1001 rdev=1:3",
         "/dev/conformance-null"
+    );
+    Ok(())
+}
+
+fn device_block(sb: &mut Sandbox) -> TestResult {
+    sb.config["linux"]["devices"] = json!([{
+        "path": "/dev/conformance-loop", "type": "b", "major": 7, "minor": 0, "fileMode": 0o600
+    }]);
+    let report = sb.run_checker(&["stat:/dev/conformance-loop"])?;
+    check_eq!(
+        report.get("stat:/dev/conformance-loop")?,
+        "type=b mode=0600 uid=0 gid=0 rdev=7:0",
+        "/dev/conformance-loop"
     );
     Ok(())
 }
@@ -596,6 +649,24 @@ fn seccomp_args(sb: &mut Sandbox) -> TestResult {
         report.get("syscall:personality=0xffffffff")?,
         "error=EDOM",
         "personality(0xffffffff)"
+    );
+    Ok(())
+}
+
+// "SCMP_ACT_KILL_PROCESS" is one of the valid actions: the whole process dies on the call.
+fn seccomp_kill_process(sb: &mut Sandbox) -> TestResult {
+    if !seccomp_available() {
+        return skip("kernel has no seccomp (CONFIG_SECCOMP)");
+    }
+    sb.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getpgrp"], "action": "SCMP_ACT_KILL_PROCESS"}]
+    });
+    let report = sb.run_checker(&["print:before", "syscall:getpgrp", "print:after"])?;
+    report.get("before")?;
+    check!(
+        report.get("after").is_err(),
+        "the process survived getpgrp under SCMP_ACT_KILL_PROCESS"
     );
     Ok(())
 }
