@@ -1,17 +1,15 @@
+# shellcheck shell=bash disable=SC2016
 # containerd 1.6 with the runc shim v2, driven through ctr, berth given as
 # the shim's runc binary. Sourced by run.sh (uses lib.sh).
 
 CTRD=$W/containerd
-CTR_NS=berthtest
-CTRD_RUN_MADE=
+# Unique per run: the shims share /run/containerd/runc/NS between daemons.
+CTR_NS=berth-clients-$$
 
 ctr_() { timeout -k 5 60 ctr --address "$CTRD/containerd.sock" --namespace "$CTR_NS" "$@"; }
 
 start_containerd() {
     mkdir -p "$CTRD/root" "$CTRD/state"
-    # The shims keep their sockets and runc root under /run/containerd
-    # whatever the daemon's state dir: remember whether it was ours.
-    [ -e /run/containerd ] || CTRD_RUN_MADE=1
     cat >"$CTRD/config.toml" <<EOF
 version = 2
 root = "$CTRD/root"
@@ -53,8 +51,7 @@ stop_containerd() {
 # What the shims keep outside the daemon's dirs, once berth deleted all.
 remove_containerd_leftovers() {
     rm -rf "/run/containerd/runc/$CTR_NS" "/run/containerd/io.containerd.runtime.v2.task/$CTR_NS"
-    find /sys/fs/cgroup -depth -type d -name "$CTR_NS" -exec rmdir {} \;
-    [ -n "$CTRD_RUN_MADE" ] && rm -rf /run/containerd
+    find /sys/fs/cgroup -depth -type d -path "*/$CTR_NS*" -exec rmdir {} \;
     return 0
 }
 

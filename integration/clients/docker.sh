@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2016
 # dockerd 20.10 (Debian's docker.io) with its own containerd, berth added as
 # runtime "berth", no iptables, no bridge. Sourced by run.sh (uses lib.sh).
 # Debian's own client is used (/usr/bin/docker), not any other on PATH.
@@ -6,13 +7,6 @@ DKR=$W/docker
 DOCKER_CLI=/usr/bin/docker
 
 docker_() { timeout -k 5 90 "$DOCKER_CLI" -H "unix://$DKR/docker.sock" "$@"; }
-
-# docker and podman put a seccomp profile in every spec: until berth
-# supports seccomp, containers run with it off (the default-profile
-# variant runs as soon as `berth features` reports it).
-docker_security() {
-    [ "$SECCOMP" = true ] || echo "--security-opt seccomp=unconfined"
-}
 
 start_docker() {
     mkdir -p "$DKR/data" "$DKR/exec"
@@ -42,8 +36,8 @@ EOF
 
 stop_docker() {
     local ids
-    ids=$(docker_ ps -aq 2>/dev/null)
-    [ -n "$ids" ] && docker_ rm -f $ids
+    mapfile -t ids < <(docker_ ps -aq 2>/dev/null)
+    [ ${#ids[@]} -gt 0 ] && docker_ rm -f "${ids[@]}"
     if [ -s "$DKR/pid" ]; then
         kill -TERM "$(cat "$DKR/pid")" 2>/dev/null
         # dockerd stops its own containerd before it exits.
@@ -59,7 +53,7 @@ docker_cgroup() { echo "/sys/fs/cgroup/$1/docker/$2"; }
 
 docker_run_rm() {
     local lines id
-    run_ok "docker run --rm" docker_ run --rm --runtime berth --network none $(docker_security) \
+    run_ok "docker run --rm" docker_ run --rm --runtime berth --network none "${SECURITY_OPTS[@]}" \
         --cidfile "$W/d-rm.cid" "$IMAGE" sh -c 'echo hi; hostname'
     mapfile -t lines <<<"$OUT"
     expect_eq "output" hi "${lines[0]}"
@@ -71,18 +65,18 @@ docker_run_rm() {
 }
 
 docker_exit_code() {
-    run_rc docker_ run --rm --runtime berth --network none $(docker_security) "$IMAGE" sh -c 'exit 9'
+    run_rc docker_ run --rm --runtime berth --network none "${SECURITY_OPTS[@]}" "$IMAGE" sh -c 'exit 9'
     expect_eq "exit code" 9 "$RC"
 }
 
 # --network host shares the host's interfaces, none gives only lo.
 docker_networks() {
     local hostif
-    run_ok "docker run --network host" docker_ run --rm --runtime berth --network host $(docker_security) \
+    run_ok "docker run --network host" docker_ run --rm --runtime berth --network host "${SECURITY_OPTS[@]}" \
         "$IMAGE" sh -c 'ls /sys/class/net | sort | tr "\n" " "'
-    hostif=$(ls /sys/class/net | sort | tr '\n' ' ')
+    hostif=$(find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | tr '\n' ' ')
     expect_eq "interfaces with --network host" "$hostif" "$OUT"
-    run_ok "docker run --network none" docker_ run --rm --runtime berth --network none $(docker_security) \
+    run_ok "docker run --network none" docker_ run --rm --runtime berth --network none "${SECURITY_OPTS[@]}" \
         "$IMAGE" sh -c 'ls /sys/class/net | tr "\n" " "'
     expect_eq "interfaces with --network none" "lo " "$OUT"
 }
@@ -91,7 +85,7 @@ docker_networks() {
 # its own: it must run, or dockerd fails the start.
 docker_setkey_hook() {
     local id
-    run_ok "docker create" docker_ create --runtime berth $(docker_security) --network none --name d-hook "$IMAGE" sleep 1000
+    run_ok "docker create" docker_ create --runtime berth "${SECURITY_OPTS[@]}" --network none --name d-hook "$IMAGE" sleep 1000
     id=$(docker_id d-hook)
     run_ok "docker start" docker_ start d-hook
     expect_contains "prestart hook in the spec" libnetwork-setkey \
@@ -111,7 +105,7 @@ docker_setkey_hook() {
 docker_lifecycle() {
     local id cg pid1 pid2 mounts0
     mounts0=$(mount_count_under "$DKR")
-    run_ok "docker run -d" docker_ run -d --runtime berth --network none $(docker_security) --name d-bg "$IMAGE" \
+    run_ok "docker run -d" docker_ run -d --runtime berth --network none "${SECURITY_OPTS[@]}" --name d-bg "$IMAGE" \
         sh -c 'trap "exit 0" TERM; while true; do sleep 1; done'
     id=$(docker_id d-bg)
     expect_eq "status" running "$(docker_status d-bg)"
@@ -133,7 +127,7 @@ docker_lifecycle() {
     [ -d "$cg" ] || fail "no memory cgroup at $cg"
     run_ok "docker update --memory" docker_ update --memory 64m --memory-swap 128m d-bg
     expect_eq "memory.limit_in_bytes" 67108864 "$(cat "$cg/memory.limit_in_bytes")"
-    expect_called "$id" update --resources
+    expect_called "$id" update "--resources -"
 
     run_ok "docker stats" docker_ stats --no-stream --format '{{.Name}} {{.MemUsage}}' d-bg
     expect_match "stats" '^d-bg [0-9.]+[KMG]i?B / 64MiB' "$OUT"
@@ -162,9 +156,24 @@ docker_lifecycle() {
     expect_mounts_back "$DKR" "$mounts0"
 }
 
+# Resource limits and no-new-privileges reach the container's cgroups.
+docker_limits() {
+    local id
+    run_ok "docker run -d with limits" docker_ run -d --runtime berth --network none "${SECURITY_OPTS[@]}" \
+        --memory 64m --cpus 0.5 --pids-limit 50 --security-opt no-new-privileges --name d-lim "$IMAGE" sleep 1000
+    id=$(docker_id d-lim)
+    expect_eq "memory.limit_in_bytes" 67108864 "$(cat "$(docker_cgroup memory "$id")/memory.limit_in_bytes")"
+    expect_eq "pids.max" 50 "$(cat "$(docker_cgroup pids "$id")/pids.max")"
+    expect_eq "cpu.cfs_quota_us" 50000 "$(cat "$(docker_cgroup cpu "$id")/cpu.cfs_quota_us")"
+    run_ok "docker exec" docker_ exec d-lim grep NoNewPrivs /proc/self/status
+    expect_match "no_new_privs" 'NoNewPrivs:[[:space:]]+1' "$OUT"
+    run_ok "docker rm -f" docker_ rm -f d-lim
+    expect_nothing_left "$id"
+}
+
 docker_create_error() {
     expect_failure "docker run of a missing binary" docker_ run --rm --runtime berth --network none \
-        $(docker_security) --cidfile "$W/d-err.cid" "$IMAGE" /no/such/binary
+        "${SECURITY_OPTS[@]}" --cidfile "$W/d-err.cid" "$IMAGE" /no/such/binary
     expect_contains "docker's error" "/no/such/binary" "$OUT"
     local id
     id=$(cat "$W/d-err.cid")
@@ -186,6 +195,7 @@ scenarios_docker() {
     scenario docker/networks docker_networks
     scenario docker/setkey-hook docker_setkey_hook
     scenario docker/lifecycle docker_lifecycle
+    scenario docker/limits docker_limits
     scenario docker/create-error docker_create_error
     if [ "$SECCOMP" = true ]; then
         scenario docker/default-seccomp docker_default_seccomp

@@ -1,3 +1,6 @@
+# shellcheck shell=bash disable=SC2016,SC2034
+# (SC2016: single-quoted $ is for the container's shell; SC2034: globals
+# such as OUT and RC are read by the engine files.)
 # Helpers shared by the client suite: checks, waiting, leftover detection,
 # the scenario runner and the berth call log. Sourced by run.sh.
 #
@@ -110,7 +113,7 @@ commands_for() {
 # expect_called ID SUBCOMMAND [EXTRA-FLAG]: the engine ran berth that way.
 expect_called() {
     local line
-    line=$(calls_for "$1" | grep -E -- " $2( |$)" | { [ -n "${3:-}" ] && grep -F -e "$3" || cat; } | head -1)
+    line=$(calls_for "$1" | grep -E -- " $2( |$)" | grep -F -e "${3:-$2}" | head -1)
     [ -n "$line" ] || fail "the engine never called 'berth $2 ${3:-}' for $1 (calls: $(commands_for "$1"))"
 }
 
@@ -219,7 +222,19 @@ scenario() {
         "$@"
     ) >"$log" 2>&1
     rc=$?
-    if [ "$rc" -eq 0 ]; then
+    if is_expected_failure "$name"; then
+        # A known berth bug, named in CLIENTS_XFAIL: reported, not counted
+        # as a failure, and flagged the day it passes.
+        if [ "$rc" -eq 0 ]; then
+            FAILED=$((FAILED + 1))
+            echo "PASSED, but listed in CLIENTS_XFAIL: remove it from there"
+            echo "FAILED $name (unexpected pass)" >>"$RESULTS"
+        else
+            SKIPPED=$((SKIPPED + 1))
+            echo "expected failure ($(($(date +%s) - start))s): $(grep -m1 '^FAIL' "$log" | cut -c1-160)"
+            echo "xfail $name" >>"$RESULTS"
+        fi
+    elif [ "$rc" -eq 0 ]; then
         PASSED=$((PASSED + 1))
         echo "ok ($(($(date +%s) - start))s)"
         echo "ok $name" >>"$RESULTS"
@@ -231,6 +246,12 @@ scenario() {
         echo "    | berth calls:"
         awk -v m="### $name" 'on; $0 == m { on = 1 }' "$CALLS" | sed 's/^/    | /' | tail -15
     fi
+}
+
+# CLIENTS_XFAIL: space-separated scenario names known to fail.
+is_expected_failure() {
+    case " ${CLIENTS_XFAIL:-} " in *" $1 "*) return 0 ;; esac
+    return 1
 }
 
 # skip NAME REASON: a scenario that cannot run here, counted apart.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2016
 # podman 4.3 + conmon with berth as its runtime (containers.conf), cgroupfs,
 # no network, all storage under the scratch dir. Sourced by run.sh.
 
@@ -6,10 +7,6 @@ PDM=$W/podman
 podman_() {
     CONTAINERS_CONF=$PDM/containers.conf CONTAINERS_STORAGE_CONF=$PDM/storage.conf \
         timeout -k 5 90 podman "$@"
-}
-
-podman_security() {
-    [ "$SECCOMP" = true ] || echo "--security-opt seccomp=unconfined"
 }
 
 # The host's hard limits cap what a container may ask for (root lacks
@@ -69,7 +66,7 @@ podman_status() { podman_ inspect -f '{{.State.Status}}' "$1"; }
 podman_cgroup() { echo "/sys/fs/cgroup/$1/libpod_parent/libpod-$2"; }
 
 podman_run_rm() {
-    run_ok "podman run --rm" podman_ run --rm $(podman_security) --cidfile "$W/p-rm.cid" "$IMAGE" \
+    run_ok "podman run --rm" podman_ run --rm "${SECURITY_OPTS[@]}" --cidfile "$W/p-rm.cid" "$IMAGE" \
         sh -c 'echo hi; cat /proc/self/limits | grep -i "open files"'
     local id
     id=$(cat "$W/p-rm.cid")
@@ -81,13 +78,13 @@ podman_run_rm() {
 }
 
 podman_exit_code() {
-    run_rc podman_ run --rm $(podman_security) "$IMAGE" sh -c 'exit 6'
+    run_rc podman_ run --rm "${SECURITY_OPTS[@]}" "$IMAGE" sh -c 'exit 6'
     expect_eq "exit code" 6 "$RC"
 }
 
 podman_run_tty() {
     pty_ok "podman run -t" env CONTAINERS_CONF="$PDM/containers.conf" CONTAINERS_STORAGE_CONF="$PDM/storage.conf" \
-        podman run --rm -t $(podman_security) --cidfile "$W/p-tty.cid" "$IMAGE" tty
+        podman run --rm -t "${SECURITY_OPTS[@]}" --cidfile "$W/p-tty.cid" "$IMAGE" tty
     expect_match "tty" '/dev/pts/[0-9]+' "$OUT"
     expect_nothing_left "$(cat "$W/p-tty.cid")"
 }
@@ -96,7 +93,7 @@ podman_run_tty() {
 podman_lifecycle() {
     local id cg pid1 pid2 mounts0
     mounts0=$(mount_count_under "$PDM")
-    run_ok "podman run -d" podman_ run -d $(podman_security) --name p-bg "$IMAGE" \
+    run_ok "podman run -d" podman_ run -d "${SECURITY_OPTS[@]}" --name p-bg "$IMAGE" \
         sh -c 'trap "exit 0" TERM; while true; do sleep 1; done'
     id=$(podman_id p-bg)
     expect_eq "status" running "$(podman_status p-bg)"
@@ -122,7 +119,7 @@ podman_lifecycle() {
     [ -d "$cg" ] || fail "no memory cgroup at $cg"
     run_ok "podman update" podman_ update --memory 64m --memory-swap 128m p-bg
     expect_eq "memory.limit_in_bytes" 67108864 "$(cat "$cg/memory.limit_in_bytes")"
-    expect_called "$id" update --resources
+    expect_called "$id" update --resources=
 
     pid1=$(podman_ inspect -f '{{.State.Pid}}' p-bg)
     run_ok "podman stop" podman_ stop -t 5 p-bg
@@ -143,8 +140,27 @@ podman_lifecycle() {
     expect_mounts_back "$PDM" "$mounts0"
 }
 
+# Limits reach the cgroups; a read-only root keeps podman's tmpfs (tmpcopyup) writable.
+podman_limits_readonly() {
+    local id
+    run_ok "podman run -d with limits" podman_ run -d "${SECURITY_OPTS[@]}" --memory 64m --pids-limit 50 \
+        --cap-add NET_ADMIN --read-only --name p-lim "$IMAGE" sleep 1000
+    id=$(podman_id p-lim)
+    expect_eq "memory.limit_in_bytes" 67108864 "$(cat "$(podman_cgroup memory "$id")/memory.limit_in_bytes")"
+    expect_eq "pids.max" 50 "$(cat "$(podman_cgroup pids "$id")/pids.max")"
+    run_rc podman_ exec p-lim touch /not-writable
+    [ "$RC" -ne 0 ] || fail "the read-only root was writable"
+    run_ok "write to /tmp" podman_ exec p-lim sh -c 'echo x > /tmp/ok && cat /tmp/ok'
+    expect_eq "/tmp on a read-only root" x "$OUT"
+    run_ok "podman exec" podman_ exec p-lim grep CapEff /proc/self/status
+    # CAP_NET_ADMIN is bit 12.
+    (( (0x${OUT##*:[[:space:]]} >> 12) & 1 )) || fail "no CAP_NET_ADMIN in $OUT"
+    run_ok "podman rm -f" podman_ rm -f -t 0 p-lim
+    expect_nothing_left "$id"
+}
+
 podman_create_error() {
-    expect_failure "podman run of a missing binary" podman_ run --rm $(podman_security) \
+    expect_failure "podman run of a missing binary" podman_ run --rm "${SECURITY_OPTS[@]}" \
         --cidfile "$W/p-err.cid" "$IMAGE" /no/such/binary
     local id
     id=$(cat "$W/p-err.cid")
@@ -163,6 +179,7 @@ scenarios_podman() {
     scenario podman/exit-code podman_exit_code
     scenario podman/run-tty podman_run_tty
     scenario podman/lifecycle podman_lifecycle
+    scenario podman/limits-readonly podman_limits_readonly
     scenario podman/create-error podman_create_error
     if [ "$SECCOMP" = true ]; then
         scenario podman/default-seccomp podman_default_seccomp
