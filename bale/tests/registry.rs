@@ -195,6 +195,8 @@ fn pulls_with_a_bearer_token_and_follows_blob_redirects() {
         password: "s3cret".into(),
     };
     state.redirect_blobs = true;
+    // The token endpoint has a hiccup too: retried like the registry.
+    state.fail_token_gets = 1;
     let reg = FakeRegistry::start(state);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -475,12 +477,13 @@ fn a_layer_that_does_not_match_its_diff_id_is_not_extracted_or_stored() {
 
 #[test]
 fn pushes_with_push_scoped_tokens_chunks_and_cross_repository_mounts() {
-    let mut state = State::default();
-    state.auth = Auth::Bearer {
-        user: "alice".into(),
-        password: "s3cret".into(),
-    };
-    let reg = FakeRegistry::start(state);
+    let reg = FakeRegistry::start(State {
+        auth: Auth::Bearer {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        },
+        ..State::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let tars = vec![

@@ -56,6 +56,8 @@ pub enum Body<'a> {
         path: &'a Path,
         offset: u64,
         len: u64,
+        /// Told the position in the file as the body is sent.
+        sent: Option<&'a dyn Fn(u64)>,
     },
 }
 
@@ -265,16 +267,44 @@ impl Client {
         match &req.body {
             Body::Empty => self.agent.run(builder.body(())?),
             Body::Bytes(data) => self.agent.run(builder.body(*data)?),
-            Body::File { path, offset, len } => {
+            Body::File {
+                path,
+                offset,
+                len,
+                sent,
+            } => {
                 let mut file = File::open(path)?;
                 file.seek(SeekFrom::Start(*offset))?;
-                let mut limited = file.take(*len);
-                let body = SendBody::from_reader(&mut limited);
+                let mut reader = ReportingReader {
+                    inner: file.take(*len),
+                    position: *offset,
+                    sent: *sent,
+                };
+                let body = SendBody::from_reader(&mut reader);
                 let request = builder
                     .header("content-length", len.to_string())
                     .body(body)?;
                 self.agent.run(request)
             }
+        }
+    }
+
+    /// Run a bodiless request outside the auth flow (the token endpoint),
+    /// retrying transient failures and 5xx like [`Client::send`].
+    fn run_with_retries(
+        &self,
+        request: &http::Request<()>,
+    ) -> std::result::Result<HttpResponse, ureq::Error> {
+        let mut attempt = 0;
+        loop {
+            let last_try = attempt + 1 >= self.attempts;
+            match self.agent.run(request.clone()) {
+                Ok(resp) if is_retryable_status(resp.status().as_u16()) && !last_try => {}
+                Err(e) if is_transient(&e) && !last_try => {}
+                other => return other,
+            }
+            std::thread::sleep(self.delay(attempt));
+            attempt += 1;
         }
     }
 
@@ -345,10 +375,12 @@ impl Client {
             what: token_what.clone(),
             cause: Box::new(e.into()),
         })?;
-        let mut resp = self.agent.run(request).map_err(|e| Error::Transport {
-            what: token_what.clone(),
-            cause: Box::new(e),
-        })?;
+        let mut resp = self
+            .run_with_retries(&request)
+            .map_err(|e| Error::Transport {
+                what: token_what.clone(),
+                cause: Box::new(e),
+            })?;
         if resp.status() == 401 || resp.status() == 403 {
             return Err(Error::Unauthorized {
                 what: token_what,
@@ -372,6 +404,24 @@ impl Client {
                 registry: self.registry.clone(),
                 reason: format!("{token_what}: no token in the answer"),
             })
+    }
+}
+
+/// Counts what passes through and tells `sent` (upload progress).
+struct ReportingReader<'a, R> {
+    inner: R,
+    position: u64,
+    sent: Option<&'a dyn Fn(u64)>,
+}
+
+impl<R: Read> Read for ReportingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.position += n as u64;
+        if let Some(sent) = self.sent {
+            sent(self.position);
+        }
+        Ok(n)
     }
 }
 

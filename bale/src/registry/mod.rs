@@ -51,8 +51,8 @@ impl BlobProgress for Quiet {
 }
 
 /// Run `work` over `jobs` on up to `threads` threads. The first failure
-/// raises `cancel` so the other workers stop early; it is the error
-/// returned (errors of workers that only saw the cancel come later).
+/// raises `cancel` so the other workers stop early, and is the error
+/// returned.
 pub(crate) fn run_parallel<J: Sync, T: Send>(
     jobs: &[J],
     threads: usize,
@@ -81,9 +81,14 @@ pub(crate) fn run_parallel<J: Sync, T: Send>(
                         }
                     }
                     Err(e) => {
-                        let already = cancel.swap(true, Ordering::Relaxed);
+                        // Exactly one failure raises the flag: that is the
+                        // cause, and it replaces any "cancelled" error a
+                        // worker that saw the flag may have stored first.
+                        let first = !cancel.swap(true, Ordering::Relaxed);
                         if let Ok(mut slot) = first_error.lock() {
-                            if !already || slot.is_none() {
+                            if first {
+                                *slot = Some(e);
+                            } else {
                                 slot.get_or_insert(e);
                             }
                         }
@@ -102,4 +107,40 @@ pub(crate) fn run_parallel<J: Sync, T: Send>(
         .into_iter()
         .map(|r| r.ok_or_else(|| Error::Invalid("transfer cancelled".into())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn parallel_results_keep_job_order() {
+        let cancel = AtomicBool::new(false);
+        let jobs: Vec<u64> = (0..20).collect();
+        let out = run_parallel(&jobs, 3, &cancel, |j| {
+            std::thread::sleep(Duration::from_millis(20 - j));
+            Ok(j * 2)
+        })
+        .unwrap();
+        assert_eq!(out, jobs.iter().map(|j| j * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_first_failure_is_reported_not_the_cancellations_it_caused() {
+        for _ in 0..20 {
+            let cancel = AtomicBool::new(false);
+            let result = run_parallel(&[0, 1, 2], 3, &cancel, |&j| {
+                if j == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                    return Err(Error::Invalid("boom".into()));
+                }
+                while !cancel.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err::<(), _>(Error::Invalid("cancelled".into()))
+            });
+            assert_eq!(result.unwrap_err().to_string(), "boom");
+        }
+    }
 }

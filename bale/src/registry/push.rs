@@ -181,10 +181,12 @@ impl PushRepo<'_> {
         };
         let path = store.blob_path(&job.digest);
         if self.chunk_size == 0 || job.size <= self.chunk_size {
+            let sent = |n: u64| bar.position(n);
             let body = Body::File {
                 path: &path,
                 offset: 0,
                 len: job.size,
+                sent: Some(&sent),
             };
             self.finish_upload(&location, &job.digest, body)?;
         } else {
@@ -251,6 +253,7 @@ impl PushRepo<'_> {
         path: &std::path::Path,
         bar: &dyn BlobProgress,
     ) -> Result<String> {
+        let sent = |n: u64| bar.position(n);
         let mut offset = 0;
         while offset < job.size {
             let len = self.chunk_size.min(job.size - offset);
@@ -262,7 +265,12 @@ impl PushRepo<'_> {
             let req = Request::new(Method::PATCH, location.clone())
                 .header("content-type", "application/octet-stream")
                 .header("content-range", format!("{offset}-{}", offset + len - 1))
-                .body(Body::File { path, offset, len });
+                .body(Body::File {
+                    path,
+                    offset,
+                    len,
+                    sent: Some(&sent),
+                });
             let mut resp = self.client.send(&req, &what)?;
             if resp.status() != 202 {
                 return Err(client::status_error(&what, &mut resp));

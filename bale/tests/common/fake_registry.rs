@@ -42,6 +42,8 @@ pub struct State {
     pub cut_once: HashSet<String>,
     /// Answer this many blob GETs with 503 first.
     pub fail_blob_gets: usize,
+    /// Answer this many token requests with 503 first.
+    pub fail_token_gets: usize,
     /// Answer blob GETs with a 307 to /cdn/<digest>.
     pub redirect_blobs: bool,
     /// Upload sessions in progress.
@@ -214,6 +216,10 @@ fn write_reply(mut conn: &TcpStream, req: &Seen, reply: &Reply) -> std::io::Resu
 fn route(st: &mut State, req: &Seen, addr: &str) -> Reply {
     let path = req.path.split('?').next().unwrap_or("");
     if path == "/token" {
+        if st.fail_token_gets > 0 {
+            st.fail_token_gets -= 1;
+            return Reply::error(503, "UNAVAILABLE");
+        }
         return token(st, req);
     }
     if let Some(digest) = path.strip_prefix("/cdn/") {
