@@ -492,11 +492,12 @@ fn exec_fails_clearly() {
 
 /// Bad input runc 1.1.5 lets through: an unknown capability (runc drops it with a
 /// warning; berth refuses it, as `create` does), a command beside --process (runc ignores
-/// the command).
+/// the command), --preserve-fds beyond the descriptors passed (runc then hands its own
+/// descriptors, such as /sys/fs/cgroup, to the process).
 #[test]
 fn exec_refuses_unknown_caps_and_ambiguous_commands() {
     runc_diverges(
-        "runc ignores unknown --cap names and a command given with --process",
+        "runc ignores unknown --cap names, a command given with --process, missing preserved fds",
         || {
             let (sb, id) = running("execbad", |_| {});
             sb.rt(&["exec", "--cap", "CAP_NOT_A_CAP", &id, "true"])
@@ -514,6 +515,10 @@ fn exec_refuses_unknown_caps_and_ambiguous_commands() {
             ])
             .code_is(255)
             .one_line_error(&["--process"]);
+            // --preserve-fds beyond what was passed (runc hands over its own descriptors).
+            sb.rt(&["exec", "--preserve-fds", "2", &id, "true"])
+                .code_is(255)
+                .one_line_error(&["descriptor 3"]);
             assert_eq!(
                 sb.processes_inside(),
                 [sb.pid(&id)],

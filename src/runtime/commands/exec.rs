@@ -61,6 +61,7 @@ pub struct ExecOptions {
 /// Runs `berth exec`; returns the exit code to exit with (0 when detached).
 pub fn exec(opts: &ExecOptions) -> Result<i32> {
     exe_guard::ensure_protected()?;
+    check_preserved_fds(opts.preserve_fds)?;
     let container = Container::load(&opts.root, &opts.id)?;
     check_status(&container, opts.ignore_paused)?;
     let saved = container.saved()?.clone();
@@ -119,6 +120,28 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
             &sigfd,
         )),
     }
+}
+
+/// Descriptors 3..3+N (N = --preserve-fds + $LISTEN_FDS) lose close-on-exec in the child:
+/// each must be one the caller passed. A gap would let a descriptor berth opens later (the
+/// container lock, the init's root) take that number and leak into the container, so this
+/// runs before berth opens anything.
+fn check_preserved_fds(preserve_fds: u32) -> Result<()> {
+    let listen_fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    let count = preserve_fds.saturating_add(listen_fds);
+    for fd in 3..3 + count as RawFd {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Usage(format!(
+                "--preserve-fds {}: descriptor {fd} is not open",
+                count
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// runc's rules: a stopped container takes no exec, a paused one only with --ignore-paused
