@@ -570,3 +570,23 @@ fn pushes_with_push_scoped_tokens_chunks_and_cross_repository_mounts() {
     let err = registry::push(&store, "local:1", &wrong, &opts, &Quiet).unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
 }
+
+#[test]
+fn an_image_whose_config_does_not_fit_is_refused_after_download_and_rolled_back() {
+    let mut img = TestImage::new(false);
+    let mut config: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
+    config["rootfs"]["diff_ids"].as_array_mut().unwrap().pop();
+    img.config = serde_json::to_vec(&config).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    manifest["config"]["digest"] = img.config_digest().to_string().into();
+    manifest["config"]["size"] = img.config.len().into();
+    img.manifest = serde_json::to_vec(&manifest).unwrap();
+    let reg = FakeRegistry::start(img.state(OCI_MANIFEST));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let before = snapshot(&store);
+    let err = registry::pull(&store, &remote(&reg, ":v1"), &options(1), &Quiet).unwrap_err();
+    assert!(matches!(err, Error::InvalidImage(_)), "{err}");
+    assert!(err.to_string().contains("diff IDs"), "{err}");
+    assert_eq!(snapshot(&store), before, "blobs taken out again");
+}

@@ -100,18 +100,7 @@ pub fn pull(
         }
     };
     let bytes_downloaded = jobs.iter().map(|j| j.size).sum();
-    for job in &jobs {
-        store.adopt_file(&partial_path(store, &job.digest), &job.digest)?;
-    }
-    let manifest_digest = store.write_blob_bytes(&oci.bytes)?;
-    let desc = Descriptor::new(
-        MediaType::ImageManifest,
-        oci.bytes.len() as u64,
-        manifest_digest.to_oci()?,
-    );
-    // Check the image is whole and sound before it gets a name.
-    let image = load_image(store, &desc, &opts.platform)?;
-    store.set_tag(&name, &desc)?;
+    let (manifest_digest, image) = commit_blobs(store, &jobs, &oci.bytes, &name, opts)?;
     remember_sources(store, remote, &wanted)?;
     let extracted_while_downloading = extracted.iter().flatten().count();
     for layer in extracted.into_iter().flatten() {
@@ -130,6 +119,51 @@ pub fn pull(
         bytes_downloaded,
         extracted_while_downloading,
     })
+}
+
+/// Move the downloaded blobs and the manifest into the store and name the
+/// image, once it loads whole (an artifact that is not an image, or a
+/// config that does not fit its manifest, is refused here). On failure
+/// the blobs this pull added are taken out again.
+fn commit_blobs(
+    store: &Store,
+    jobs: &[BlobJob],
+    manifest: &[u8],
+    name: &Reference,
+    opts: &PullOptions,
+) -> Result<(Digest, crate::image::Image)> {
+    let manifest_digest = Digest::of_bytes(manifest);
+    let mut added: Vec<Digest> = Vec::new();
+    if !store.has_blob(&manifest_digest) {
+        added.push(manifest_digest.clone());
+    }
+    let result = (|| {
+        for job in jobs {
+            store.adopt_file(&partial_path(store, &job.digest), &job.digest)?;
+            added.push(job.digest.clone());
+        }
+        store.write_blob_bytes(manifest)?;
+        let desc = Descriptor::new(
+            MediaType::ImageManifest,
+            manifest.len() as u64,
+            manifest_digest.to_oci()?,
+        );
+        let image = load_image(store, &desc, &opts.platform)?;
+        store.set_tag(name, &desc)?;
+        Ok(image)
+    })();
+    match result {
+        Ok(image) => Ok((manifest_digest, image)),
+        Err(e) => {
+            for digest in &added {
+                let _ = fs::remove_file(store.blob_path(digest));
+            }
+            for job in jobs {
+                let _ = fs::remove_file(partial_path(store, &job.digest));
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Failures of the data itself (not of the network): nothing of them is
