@@ -1,5 +1,6 @@
-//! The receiving end of `--console-socket`: the runtime sends the pty master over a unix socket
-//! (SCM_RIGHTS); a thread takes it and reads everything the container writes to its terminal.
+//! Unix sockets the runtime sends descriptors to (SCM_RIGHTS): `--console-socket` (the pty
+//! master; a thread reads everything the container writes to its terminal) and the seccomp
+//! `listenerPath` (the container process state as JSON plus the seccomp notify descriptor).
 
 use std::io::{self, Read};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -30,17 +31,61 @@ impl ConsoleSocket {
     }
 }
 
-fn read_terminal(listener: UnixListener, deadline: Instant) -> io::Result<String> {
-    let stream = loop {
+/// A listening seccomp agent socket: takes one connection and what was sent over it.
+pub struct SeccompAgent {
+    reader: JoinHandle<io::Result<(String, usize)>>,
+}
+
+impl SeccompAgent {
+    pub fn listen(path: &Path, timeout: Duration) -> io::Result<SeccompAgent> {
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        let reader =
+            std::thread::spawn(move || read_process_state(listener, Instant::now() + timeout));
+        Ok(SeccompAgent { reader })
+    }
+
+    /// The payload (the container process state) and how many descriptors came with it.
+    pub fn received(self) -> io::Result<(String, usize)> {
+        self.reader
+            .join()
+            .map_err(|_| io::Error::other("the seccomp agent thread panicked"))?
+    }
+}
+
+fn read_process_state(listener: UnixListener, deadline: Instant) -> io::Result<(String, usize)> {
+    let mut stream = accept_before(&listener, deadline)?;
+    stream.set_read_timeout(Some(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1)),
+    ))?;
+    let (mut data, fds) = receive_with_fds(std::os::fd::AsRawFd::as_raw_fd(&stream))?;
+    // Further sendmsg calls carry the rest of the JSON; the runtime closes the connection after.
+    stream.read_to_end(&mut data)?;
+    Ok((String::from_utf8_lossy(&data).into_owned(), fds.len()))
+}
+
+fn accept_before(
+    listener: &UnixListener,
+    deadline: Instant,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    loop {
         match listener.accept() {
-            Ok((stream, _)) => break stream,
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(e) => return Err(e),
         }
-    };
-    stream.set_nonblocking(false)?;
+    }
+}
+
+fn read_terminal(listener: UnixListener, deadline: Instant) -> io::Result<String> {
+    let stream = accept_before(&listener, deadline)?;
     let master = receive_fd(std::os::fd::AsRawFd::as_raw_fd(&stream))?;
     let mut file = std::fs::File::from(master);
     let mut text = Vec::new();
@@ -76,13 +121,22 @@ fn readable_within(fd: RawFd, millis: i32) -> io::Result<bool> {
 
 /// Receives one descriptor sent with SCM_RIGHTS.
 fn receive_fd(socket: RawFd) -> io::Result<OwnedFd> {
-    let mut data = [0u8; 256];
+    let (_, mut fds) = receive_with_fds(socket)?;
+    if fds.is_empty() {
+        return Err(io::Error::other("the socket message carried no descriptor"));
+    }
+    Ok(fds.swap_remove(0))
+}
+
+/// One recvmsg: the bytes and every descriptor that came with them.
+fn receive_with_fds(socket: RawFd) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut data = vec![0u8; 65536];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: data.len(),
     };
-    // Room for one control message carrying one int, aligned like cmsghdr.
-    let mut control = [0u64; 8];
+    // Room for a control message carrying a few ints, aligned like cmsghdr.
+    let mut control = [0u64; 16];
     // SAFETY: msghdr is plain data; every pointer set below outlives the recvmsg call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -94,16 +148,27 @@ fn receive_fd(socket: RawFd) -> io::Result<OwnedFd> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR stays within msg_control.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    // SAFETY: cmsg is either null or points at a complete header inside `control`.
-    if cmsg.is_null() || unsafe { (*cmsg).cmsg_type } != libc::SCM_RIGHTS {
-        return Err(io::Error::other(
-            "the console socket message carried no descriptor",
-        ));
+    data.truncate(n as usize);
+    let mut fds = Vec::new();
+    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR/CMSG_NXTHDR stay within msg_control.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: cmsg points at a complete header inside `control`.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN(0) is a constant computation.
+            let payload = header.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+            for i in 0..payload / std::mem::size_of::<RawFd>() {
+                // SAFETY: the data holds `payload` bytes of ints; read each unaligned.
+                let fd = unsafe {
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>().add(i))
+                };
+                // SAFETY: the kernel just installed this descriptor for us; nobody else owns it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    // SAFETY: an SCM_RIGHTS message's data holds at least one int; read it unaligned.
-    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
-    // SAFETY: the kernel just installed this descriptor for us; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok((data, fds))
 }

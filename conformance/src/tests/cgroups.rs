@@ -22,7 +22,19 @@ pub fn tests() -> Vec<Test> {
             "config-linux.md/cgroups-path: delete removes the cgroup create made",
             cgroups_path_removed,
         ),
+        t(
+            "config-linux.md/cgroups-path: a failed create leaves no cgroup",
+            cgroups_path_failed_create,
+        ),
+        t(
+            "config-linux.md/cgroup-ownership: SHOULD NOT change ownership on cgroup v1",
+            cgroup_ownership_v1,
+        ),
         t("config-linux.md/memory: limit", memory_limit),
+        t(
+            "config-linux.md/memory: -1 means unlimited",
+            memory_unlimited,
+        ),
         t("config-linux.md/memory: reservation", memory_reservation),
         t("config-linux.md/memory: swap", memory_swap),
         t("config-linux.md/memory: swappiness", memory_swappiness),
@@ -61,6 +73,10 @@ pub fn tests() -> Vec<Test> {
         t(
             "config-linux.md/unified: cgroup v2 files are written as given",
             unified,
+        ),
+        t(
+            "config-linux.md/unified: a controller that is not present MUST be an error",
+            unified_unknown_controller,
         ),
         t(
             "config-linux.md/allowed-device-list: entries are applied in order",
@@ -175,7 +191,62 @@ fn cgroups_path_removed(sb: &mut Sandbox) -> TestResult {
     Ok(())
 }
 
+// runtime.md: "generating an error MUST leave the state of the environment as if the operation
+// were never attempted".
+fn cgroups_path_failed_create(sb: &mut Sandbox) -> TestResult {
+    require("pids")?;
+    let path = sb.new_cgroups_path();
+    sb.config["linux"]["cgroupsPath"] = json!(path);
+    sb.config["linux"]["resources"] = json!({"pids": {"limit": 100}});
+    crate::harness::add_mount(
+        &mut sb.config,
+        json!({"destination": "/missing", "type": "bind",
+               "source": sb.dir.join("no-such-source").display().to_string(), "options": ["bind"]}),
+    );
+    sb.expect_create_error()?;
+    for (controller, mount) in cgroup_mounts() {
+        let dir = mount.join(path.trim_start_matches('/'));
+        check!(
+            !dir.exists(),
+            "the failed create left {} ({controller:?})",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+// "Runtimes SHOULD NOT change the ownership of container cgroups when cgroups v1 is in use."
+fn cgroup_ownership_v1(sb: &mut Sandbox) -> TestResult {
+    if !on_v1("pids") {
+        return skip("no cgroup v1 pids hierarchy on this host");
+    }
+    sb.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    crate::harness::set_namespace(&mut sb.config, json!({"type": "cgroup"}));
+    let (_, pid, _) = create_with_resources(sb, json!({"pids": {"limit": 100}}))?;
+    let dir = cgroup_dir_of(pid, "pids")?;
+    for path in [dir.clone(), dir.join("cgroup.procs"), dir.join("tasks")] {
+        let meta = fs::metadata(&path).ctx(|| format!("stat {}", path.display()))?;
+        check_eq!(
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            0,
+            format!("owner of {}", path.display())
+        );
+    }
+    Ok(())
+}
+
 const MIB: i64 = 1024 * 1024;
+
+// "Values for memory specify the limit in bytes, or -1 for unlimited memory."
+fn memory_unlimited(sb: &mut Sandbox) -> TestResult {
+    require("memory")?;
+    let (_, pid, _) = create_with_resources(sb, json!({"memory": {"limit": -1}}))?;
+    let value = read_file(pid, "memory", "memory.limit_in_bytes", "memory.max")?;
+    // v1 reports "unlimited" as the largest page-aligned value; v2 as "max".
+    let unlimited = value == "max" || value.parse::<u64>().is_ok_and(|v| v >= 1 << 62);
+    check!(unlimited, "memory limit {value} is not unlimited");
+    Ok(())
+}
 
 // "limit (int64, OPTIONAL) - sets limit of memory usage in bytes"
 fn memory_limit(sb: &mut Sandbox) -> TestResult {
@@ -545,6 +616,14 @@ fn unified(sb: &mut Sandbox) -> TestResult {
         "pids.max set through unified"
     );
     Ok(())
+}
+
+// "The runtime MUST generate an error when the configuration refers to a cgroup controller that
+// is not present or that cannot be enabled."
+fn unified_unknown_controller(sb: &mut Sandbox) -> TestResult {
+    sb.config["linux"]["cgroupsPath"] = json!(sb.new_cgroups_path());
+    sb.config["linux"]["resources"] = json!({"unified": {"conformance.max": "1"}});
+    sb.expect_create_error()
 }
 
 // "devices (array of objects, OPTIONAL) configures the device allowlist. The runtime MUST apply

@@ -97,6 +97,8 @@ pub fn tests() -> Vec<Test> {
             "config-linux.md/devices: a FIFO device is created",
             device_fifo,
         ),
+        t("config-linux.md/devices: a path MAY be outside /dev", device_outside_dev),
+        t("config-linux.md/devices: an existing file that does not match MUST be an error", device_mismatch),
         t(
             "config-linux.md/devices: a block device is created",
             device_block,
@@ -145,6 +147,10 @@ pub fn tests() -> Vec<Test> {
             "config-linux.md/seccomp: an unknown action MUST be an error",
             seccomp_unknown_action,
         ),
+        t("config-linux.md/seccomp: errnoRet on an action without errno MUST be an error", seccomp_errno_on_kill),
+        t("config-linux.md/seccomp: names MUST contain at least one entry", seccomp_empty_names),
+        t("config-linux.md/seccomp: listenerMetadata without listenerPath MUST be an error", seccomp_metadata_without_path),
+        t("config-linux.md/seccomp: SCMP_ACT_NOTIFY sends the process state and seccompFd to listenerPath", seccomp_notify),
         t(
             "config-linux.md/rootfs-mount-propagation: private",
             propagation_private,
@@ -186,7 +192,7 @@ pub fn tests() -> Vec<Test> {
             personality_unknown,
         ),
         t(
-            "config-linux.md/intelrdt: closID places the container in a resctrl group",
+            "config-linux.md/intelrdt: without a mounted resctrl MUST be an error",
             intel_rdt,
         ),
     ]
@@ -501,6 +507,29 @@ fn device_block(sb: &mut Sandbox) -> TestResult {
     Ok(())
 }
 
+// "The path MAY be anywhere in the container filesystem, notably outside of /dev."
+fn device_outside_dev(sb: &mut Sandbox) -> TestResult {
+    sb.config["linux"]["devices"] =
+        json!([{"path": "/mnt/conformance-zero", "type": "c", "major": 1, "minor": 5}]);
+    let report = sb.run_checker(&["stat:/mnt/conformance-zero"])?;
+    let seen = report.get("stat:/mnt/conformance-zero")?;
+    check!(
+        seen.starts_with("type=c") && seen.ends_with("rdev=1:5"),
+        "/mnt/conformance-zero: {seen}"
+    );
+    Ok(())
+}
+
+// "If a file already exists at path that does not match the requested device, the runtime MUST
+// generate an error."
+fn device_mismatch(sb: &mut Sandbox) -> TestResult {
+    fs::write(sb.rootfs().join("mnt/not-a-device"), "plain file\n")
+        .ctx(|| "write mnt/not-a-device".into())?;
+    sb.config["linux"]["devices"] =
+        json!([{"path": "/mnt/not-a-device", "type": "c", "major": 1, "minor": 3}]);
+    sb.expect_create_error()
+}
+
 fn device_fifo(sb: &mut Sandbox) -> TestResult {
     sb.config["linux"]["devices"] =
         json!([{"path": "/dev/conformance-fifo", "type": "p", "fileMode": 0o600}]);
@@ -730,6 +759,82 @@ fn seccomp_unknown_action(sb: &mut Sandbox) -> TestResult {
     sb.expect_create_error()
 }
 
+// errnoRet: "When the action doesn't support an errno, the runtime MUST print and error and fail."
+fn seccomp_errno_on_kill(sb: &mut Sandbox) -> TestResult {
+    sb.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getpgrp"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]
+    });
+    sb.expect_create_error()
+}
+
+// "names (array of strings, REQUIRED) - the names of the syscalls. names MUST contain at least
+// one entry."
+fn seccomp_empty_names(sb: &mut Sandbox) -> TestResult {
+    sb.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]
+    });
+    sb.expect_create_error()
+}
+
+// "listenerMetadata (string, OPTIONAL) ... This field MUST NOT be set if listenerPath is not set."
+fn seccomp_metadata_without_path(sb: &mut Sandbox) -> TestResult {
+    sb.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerMetadata": "conformance",
+        "syscalls": [{"names": ["getpgrp"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    sb.expect_create_error()
+}
+
+// "listenerPath ... The runtime MUST send exactly one container process state per connection
+// ... seccompFd (string, REQUIRED) is the seccomp file descriptor returned by the seccomp
+// syscall." The process state: ociVersion, fds, pid, metadata, state.
+fn seccomp_notify(sb: &mut Sandbox) -> TestResult {
+    if !seccomp_available() {
+        return skip("kernel has no seccomp (CONFIG_SECCOMP)");
+    }
+    let socket = sb.dir.join("seccomp-agent.sock");
+    let agent = crate::console::SeccompAgent::listen(&socket, std::time::Duration::from_secs(15))
+        .ctx(|| "listen on the seccomp agent socket".into())?;
+    sb.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": socket.display().to_string(),
+        "listenerMetadata": "conformance-metadata",
+        "syscalls": [{"names": ["getpgrp"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    // The program never calls getpgrp, so no notification needs an answer.
+    sb.checker_args(&["print:ran"]);
+    let id = sb.new_id();
+    sb.create_ok(&id)?;
+    let (text, fds) = agent
+        .received()
+        .ctx(|| "receive from the runtime on listenerPath".into())?;
+    let state: Value =
+        serde_json::from_str(&text).ctx(|| format!("the process state is not JSON ({text:?})"))?;
+    check!(state["ociVersion"].is_string(), "no ociVersion in {text}");
+    check_eq!(state["fds"], json!(["seccompFd"]), "fds");
+    check_eq!(fds, 1, "descriptors sent with SCM_RIGHTS");
+    check_eq!(
+        state["metadata"].as_str(),
+        Some("conformance-metadata"),
+        "metadata"
+    );
+    check_eq!(state["state"]["id"].as_str(), Some(id.as_str()), "state.id");
+    check!(
+        state["pid"].as_i64().is_some_and(|p| p > 0),
+        "no pid in {text}"
+    );
+    sb.op_ok("start", &id)?;
+    sb.wait_status(&id, "stopped")?;
+    check!(
+        sb.container_output(&id).contains("ran"),
+        "the program did not run"
+    );
+    Ok(())
+}
+
 /// The optional fields of the container's root mount. The bundle is first made a shared mount
 /// of its own, so that "slave" and "shared" have a peer group to show whatever the host's
 /// propagation is.
@@ -906,13 +1011,15 @@ fn personality_unknown(sb: &mut Sandbox) -> TestResult {
     sb.expect_create_error()
 }
 
-// "intelRdt (object, OPTIONAL) represents the Intel Resource Director Technology."
-fn intel_rdt(_sb: &mut Sandbox) -> TestResult {
+// "If no mounted resctrl pseudo-filesystem is available in the runtime mount namespace, the
+// runtime MUST generate an error."
+fn intel_rdt(sb: &mut Sandbox) -> TestResult {
     let mounted = fs::read_to_string("/proc/self/mounts")
         .unwrap_or_default()
         .contains(" resctrl ");
-    if !mounted {
-        return skip("no resctrl filesystem (Intel RDT) on this host");
+    if mounted {
+        return skip("resctrl is mounted here: the no-resctrl error cannot be observed");
     }
-    skip("Intel RDT groups are not checked by this suite yet")
+    sb.config["linux"]["intelRdt"] = json!({"closID": "conformance"});
+    sb.expect_create_error()
 }
