@@ -65,20 +65,24 @@ docker_run_rm() {
 }
 
 docker_exit_code() {
-    run_rc docker_ run --rm --runtime berth --network none "${SECURITY_OPTS[@]}" "$IMAGE" sh -c 'exit 9'
+    run_rc docker_ run --rm --runtime berth --network none "${SECURITY_OPTS[@]}" --cidfile "$W/d-exit.cid" \
+        "$IMAGE" sh -c 'exit 9'
     expect_eq "exit code" 9 "$RC"
+    expect_nothing_left "$(cat "$W/d-exit.cid")"
 }
 
 # --network host shares the host's interfaces, none gives only lo.
 docker_networks() {
     local hostif
     run_ok "docker run --network host" docker_ run --rm --runtime berth --network host "${SECURITY_OPTS[@]}" \
-        "$IMAGE" sh -c 'ls /sys/class/net | sort | tr "\n" " "'
+        --cidfile "$W/d-host.cid" "$IMAGE" sh -c 'ls /sys/class/net | sort | tr "\n" " "'
     hostif=$(find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | tr '\n' ' ')
     expect_eq "interfaces with --network host" "$hostif" "$OUT"
+    expect_nothing_left "$(cat "$W/d-host.cid")"
     run_ok "docker run --network none" docker_ run --rm --runtime berth --network none "${SECURITY_OPTS[@]}" \
-        "$IMAGE" sh -c 'ls /sys/class/net | tr "\n" " "'
+        --cidfile "$W/d-none.cid" "$IMAGE" sh -c 'ls /sys/class/net | tr "\n" " "'
     expect_eq "interfaces with --network none" "lo " "$OUT"
+    expect_nothing_left "$(cat "$W/d-none.cid")"
 }
 
 # The prestart hook dockerd adds to containers with a network namespace of

@@ -78,8 +78,9 @@ podman_run_rm() {
 }
 
 podman_exit_code() {
-    run_rc podman_ run --rm "${SECURITY_OPTS[@]}" "$IMAGE" sh -c 'exit 6'
+    run_rc podman_ run --rm "${SECURITY_OPTS[@]}" --cidfile "$W/p-exit.cid" "$IMAGE" sh -c 'exit 6'
     expect_eq "exit code" 6 "$RC"
+    expect_nothing_left "$(cat "$W/p-exit.cid")"
 }
 
 podman_run_tty() {

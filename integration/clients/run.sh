@@ -114,7 +114,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo " interrupted: cleaning up"; exit 130' INT TERM
 
 # --- berth, behind a wrapper that logs every call ---------------------------
 # A copy, so a rebuild during the run does not change the binary under test.
