@@ -46,6 +46,14 @@ def require_executable(path: str, what: str) -> str:
     return path
 
 
+def snapshot(binary: str, workdir: Path) -> str:
+    """Measure a copy: a rebuild by someone else mid-run cannot change it."""
+    dest = workdir / "bin" / Path(binary).name
+    dest.parent.mkdir(exist_ok=True)
+    shutil.copy2(binary, dest)
+    return str(dest)
+
+
 def check_cgroup_cover() -> None:
     """crun refuses the hybrid layout; run.sh hides cgroup2's controllers
     in our private mount namespace so every runtime sees the same v1 view."""
@@ -79,7 +87,8 @@ def load_average() -> str:
 def runtime_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list[Row]:
     import runtimes
 
-    berth = require_executable(os.environ.get("BERTH", str(args.repo / "target/release/berth")), "berth")
+    berth = snapshot(require_executable(os.environ.get("BERTH", str(args.repo / "target/release/berth")), "berth"),
+                     workdir)
     paths = {"berth": berth, "runc": require_executable("/usr/sbin/runc", "runc"),
              "crun": require_executable("/usr/bin/crun", "crun")}
     youki = shutil.which("youki")
@@ -116,7 +125,8 @@ def runtime_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list
 def bale_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list[Row]:
     import images
 
-    bale = require_executable(os.environ.get("BALE", str(args.repo / "target/release/bale")), "bale")
+    bale = snapshot(require_executable(os.environ.get("BALE", str(args.repo / "target/release/bale")), "bale"),
+                    workdir)
     tools = images.Tools(
         bale=bale, umoci=require_executable("/usr/bin/umoci", "umoci"),
         skopeo=require_executable("/usr/bin/skopeo", "skopeo"), registry=shutil.which("docker-registry"),
