@@ -1,5 +1,5 @@
 //! config.md: version, root, mounts, process (terminal, cwd, env, args, rlimits, user,
-//! capabilities, noNewPrivileges, oomScoreAdj, ioPriority, scheduler, execCPUAffinity, apparmor,
+//! capabilities, noNewPrivileges, oomScoreAdj, ioPriority, scheduler, apparmor,
 //! selinux), hostname, domainname, annotations, extensibility and valid values.
 
 use std::fs;
@@ -71,6 +71,38 @@ pub fn tests() -> Vec<Test> {
         t(
             "config.md/mounts: a relative destination MUST be relative to /",
             mount_relative_destination,
+        ),
+        t(
+            "config.md/mounts: a relative bind source is relative to the bundle",
+            bind_source_relative,
+        ),
+        t(
+            "config.md/mounts/options: every MUST option string is accepted",
+            mount_options_accepted,
+        ),
+        t(
+            "config.md/mounts/options: noatime, nodiratime, ro are applied",
+            mount_options_atime,
+        ),
+        t(
+            "config.md/mounts/options: sync, dirsync, lazytime reach the superblock",
+            mount_options_superblock,
+        ),
+        t(
+            "config.md/mounts/options: nosymfollow (SHOULD)",
+            mount_option_nosymfollow,
+        ),
+        t(
+            "config.md/mounts/options: rnosuid, rnoexec apply to submounts (SHOULD)",
+            mount_options_recursive,
+        ),
+        t(
+            "config.md/mounts/options: runbindable and shared set bind propagation",
+            mount_options_propagation,
+        ),
+        t(
+            "config.md/process/terminal: consoleSize MUST be ignored without a terminal",
+            console_size_ignored,
         ),
         t(
             "config.md/process/terminal: true MUST connect stdio to a pseudoterminal",
@@ -157,10 +189,6 @@ pub fn tests() -> Vec<Test> {
         t(
             "config.md/process/scheduler: policy and nice are applied",
             scheduler,
-        ),
-        t(
-            "config.md/process/execCPUAffinity: final is the affinity of the process",
-            exec_cpu_affinity,
         ),
         t(
             "config.md/process/apparmorProfile: the profile is applied",
@@ -254,6 +282,7 @@ fn root_readonly(sb: &mut Sandbox) -> TestResult {
 }
 
 /// The fields of one mountinfo line that the tests compare.
+#[derive(Clone)]
 struct MountLine {
     id: String,
     parent: String,
@@ -261,6 +290,8 @@ struct MountLine {
     options: String,
     fstype: String,
     super_options: String,
+    /// Propagation fields (shared:N, master:N, unbindable).
+    optional: String,
 }
 
 fn parse_mounts(report: &Report) -> Vec<MountLine> {
@@ -278,6 +309,7 @@ fn parse_mounts(report: &Report) -> Vec<MountLine> {
                 options: f.get(5)?.to_string(),
                 fstype: r.first()?.to_string(),
                 super_options: r.get(2).unwrap_or(&"").to_string(),
+                optional: f.get(6..).map(|o| o.join(" ")).unwrap_or_default(),
             })
         })
         .collect()
@@ -478,6 +510,200 @@ fn mount_relative_destination(sb: &mut Sandbox) -> TestResult {
     );
     let (mounts, _) = container_mounts(sb, &[])?;
     mount_at(&mounts, "/mnt/relative")?;
+    Ok(())
+}
+
+// "Path values for bind mounts are either absolute or relative to the bundle."
+fn bind_source_relative(sb: &mut Sandbox) -> TestResult {
+    let dir = sb.bundle.join("bundle-share");
+    fs::create_dir_all(&dir).ctx(|| "create bundle-share".into())?;
+    fs::write(dir.join("hello"), "from-bundle\n").ctx(|| "write bundle-share/hello".into())?;
+    add_mount(
+        &mut sb.config,
+        json!({"destination": "/mnt/rel", "type": "bind", "source": "bundle-share", "options": ["rbind"]}),
+    );
+    let report = sb.run_checker(&["read:/mnt/rel/hello"])?;
+    check_eq!(
+        report.get("read:/mnt/rel/hello")?,
+        "from-bundle",
+        "file seen through the relative bind source"
+    );
+    Ok(())
+}
+
+/// A tmpfs at /mnt/opts with these options; the container's mountinfo line for it.
+fn tmpfs_with(
+    sb: &mut Sandbox,
+    options: &[&str],
+    extra: &[&str],
+) -> TestResult<(MountLine, Report)> {
+    add_mount(
+        &mut sb.config,
+        json!({"destination": "/mnt/opts", "type": "tmpfs", "source": "tmpfs", "options": options}),
+    );
+    let (mounts, report) = container_mounts(sb, extra)?;
+    let line = mount_at(&mounts, "/mnt/opts")?;
+    let line = line.clone();
+    Ok((line, report))
+}
+
+fn has_option(list: &str, option: &str) -> bool {
+    list.split(',').any(|o| o == option)
+}
+
+// Linux mount options: async, atime, defaults, dev, diratime, exec, iversion, loud, noiversion,
+// nolazytime, norelatime, nostrictatime, rw, silent, suid ... are MUST. (remount is MUST too,
+// but it only means something on an existing mount, which a fresh destination is not.)
+fn mount_options_accepted(sb: &mut Sandbox) -> TestResult {
+    let options = [
+        "async",
+        "atime",
+        "defaults",
+        "dev",
+        "diratime",
+        "exec",
+        "iversion",
+        "loud",
+        "noiversion",
+        "nolazytime",
+        "norelatime",
+        "nostrictatime",
+        "silent",
+        "suid",
+        "relatime",
+        "strictatime",
+        "rw",
+    ];
+    // One container per option, so the report names every option the runtime refuses.
+    let base = sb.config.clone();
+    let mut refused = Vec::new();
+    for option in options {
+        sb.config = base.clone();
+        if let Err(why) = tmpfs_with(sb, &[option], &[]) {
+            let why = why.to_string();
+            refused.push(format!(
+                "{option} ({})",
+                why.chars().take(160).collect::<String>()
+            ));
+        }
+    }
+    sb.config = base;
+    check!(
+        refused.is_empty(),
+        "options refused: {}",
+        refused.join("; ")
+    );
+    Ok(())
+}
+
+fn mount_options_atime(sb: &mut Sandbox) -> TestResult {
+    let (line, _) = tmpfs_with(sb, &["noatime", "nodiratime", "ro"], &[])?;
+    for option in ["noatime", "nodiratime", "ro"] {
+        check!(
+            has_option(&line.options, option),
+            "/mnt/opts lacks {option}: {}",
+            line.options
+        );
+    }
+    Ok(())
+}
+
+fn mount_options_superblock(sb: &mut Sandbox) -> TestResult {
+    let (line, _) = tmpfs_with(sb, &["sync", "dirsync", "lazytime"], &[])?;
+    for option in ["sync", "dirsync", "lazytime"] {
+        check!(
+            has_option(&line.super_options, option) || has_option(&line.options, option),
+            "/mnt/opts lacks {option}: {} / {}",
+            line.options,
+            line.super_options
+        );
+    }
+    Ok(())
+}
+
+fn mount_option_nosymfollow(sb: &mut Sandbox) -> TestResult {
+    let (line, _) = tmpfs_with(sb, &["nosymfollow"], &[])?;
+    check!(
+        has_option(&line.options, "nosymfollow"),
+        "/mnt/opts lacks nosymfollow: {}",
+        line.options
+    );
+    Ok(())
+}
+
+// "rnosuid: Recursive nosuid", "rnoexec: Recursive noexec" (SHOULD, Linux 5.12+).
+fn mount_options_recursive(sb: &mut Sandbox) -> TestResult {
+    let source = shared_host_dir(sb)?;
+    let sub = sb.dir.join("host-share/sub");
+    fs::create_dir_all(&sub).ctx(|| "create host-share/sub".into())?;
+    let sub_c = std::ffi::CString::new(sub.display().to_string()).ctx(|| "path".into())?;
+    // SAFETY: valid C strings; a tmpfs on a directory of our own sandbox, unmounted by its cleanup.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            sub_c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    check!(
+        rc == 0,
+        "mount a tmpfs on {}: {}",
+        sub.display(),
+        std::io::Error::last_os_error()
+    );
+    add_mount(
+        &mut sb.config,
+        json!({"destination": "/mnt/share", "type": "bind", "source": source, "options": ["rbind", "rnosuid", "rnoexec"]}),
+    );
+    let (mounts, _) = container_mounts(sb, &[])?;
+    for point in ["/mnt/share", "/mnt/share/sub"] {
+        let line = mount_at(&mounts, point)?;
+        for option in ["nosuid", "noexec"] {
+            check!(
+                has_option(&line.options, option),
+                "{point} lacks {option}: {}",
+                line.options
+            );
+        }
+    }
+    Ok(())
+}
+
+// "shared, runbindable ... MUST: Bind mount propagation".
+fn mount_options_propagation(sb: &mut Sandbox) -> TestResult {
+    let source = shared_host_dir(sb)?;
+    add_mount(
+        &mut sb.config,
+        json!({"destination": "/mnt/unbindable", "type": "bind", "source": source.clone(), "options": ["rbind", "runbindable"]}),
+    );
+    add_mount(
+        &mut sb.config,
+        json!({"destination": "/mnt/shared", "type": "bind", "source": source, "options": ["rbind", "shared"]}),
+    );
+    let (mounts, _) = container_mounts(sb, &[])?;
+    let unbindable = mount_at(&mounts, "/mnt/unbindable")?;
+    check!(
+        unbindable.optional.contains("unbindable"),
+        "/mnt/unbindable is not unbindable: {:?}",
+        unbindable.optional
+    );
+    let shared = mount_at(&mounts, "/mnt/shared")?;
+    check!(
+        shared.optional.contains("shared:"),
+        "/mnt/shared is not shared: {:?}",
+        shared.optional
+    );
+    Ok(())
+}
+
+// "Runtimes MUST ignore consoleSize if terminal is false or unset."
+fn console_size_ignored(sb: &mut Sandbox) -> TestResult {
+    sb.config["process"]["terminal"] = json!(false);
+    sb.config["process"]["consoleSize"] = json!({"height": 31, "width": 97});
+    let report = sb.run_checker(&["tty"])?;
+    check_eq!(report.get("tty.1")?, "0", "stdout is a terminal");
     Ok(())
 }
 
@@ -954,25 +1180,6 @@ fn scheduler(sb: &mut Sandbox) -> TestResult {
         "scheduling policy (SCHED_BATCH is 3)"
     );
     check_eq!(report.get("sched.nice")?, "7", "nice");
-    Ok(())
-}
-
-// "execCPUAffinity ... final (string, OPTIONAL) is a list of CPUs the process will be run on
-// after the transition to container's cgroup."
-fn exec_cpu_affinity(sb: &mut Sandbox) -> TestResult {
-    if std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        < 2
-    {
-        return skip("needs at least 2 CPUs");
-    }
-    sb.config["process"]["execCPUAffinity"] = json!({"final": "0"});
-    check_eq!(
-        sb.run_checker(&["affinity"])?.get("affinity")?,
-        "0",
-        "CPU affinity"
-    );
     Ok(())
 }
 
