@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod cgroups;
 mod cli;
 mod client_specs;
 mod errors;
