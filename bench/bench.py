@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import timing
@@ -84,7 +85,29 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def runtime_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list[Row]:
+@dataclass(frozen=True)
+class Settings:
+    runs: int
+    warmup: int
+    batch_runs: int
+    root_size: int
+    image_mb: int
+    image_layers: int
+    image_runs: int
+    image_warmup: int
+
+    @staticmethod
+    def from_env() -> "Settings":
+        """Every setting checked before anything is built or measured."""
+        return Settings(
+            runs=env_int("BENCH_RUNS", 30), warmup=env_int("BENCH_WARMUP", 3, minimum=0),
+            batch_runs=env_int("BENCH_BATCH_RUNS", 5), root_size=env_int("BENCH_ROOT_SIZE", 1000),
+            image_mb=env_int("BENCH_IMAGE_MB", 300), image_layers=env_int("BENCH_IMAGE_LAYERS", 10),
+            image_runs=env_int("BENCH_IMAGE_RUNS", 3), image_warmup=env_int("BENCH_IMAGE_WARMUP", 1, minimum=0),
+        )
+
+
+def runtime_section(args: argparse.Namespace, settings: Settings, workdir: Path, meta: dict) -> list[Row]:
     import runtimes
 
     berth = snapshot(require_executable(os.environ.get("BERTH", str(args.repo / "target/release/berth")), "berth"),
@@ -100,8 +123,7 @@ def runtime_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list
                                        args.client_specs)
     ctx = runtimes.Context(
         runtimes=rts, bundles=bundles, ids=runtimes.Ids(),
-        runs=env_int("BENCH_RUNS", 30), warmup=env_int("BENCH_WARMUP", 3, minimum=0),
-        batch_runs=env_int("BENCH_BATCH_RUNS", 5), root_size=env_int("BENCH_ROOT_SIZE", 1000),
+        runs=settings.runs, warmup=settings.warmup, batch_runs=settings.batch_runs, root_size=settings.root_size,
     )
     meta["settings"].update(runs=ctx.runs, warmup=ctx.warmup, batch_runs=ctx.batch_runs, root_size=ctx.root_size)
     steps = [
@@ -122,7 +144,7 @@ def runtime_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list
     return rows
 
 
-def bale_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list[Row]:
+def bale_section(args: argparse.Namespace, settings: Settings, workdir: Path, meta: dict) -> list[Row]:
     import images
 
     bale = snapshot(require_executable(os.environ.get("BALE", str(args.repo / "target/release/bale")), "bale"),
@@ -133,9 +155,11 @@ def bale_section(args: argparse.Namespace, workdir: Path, meta: dict) -> list[Ro
     )
     meta["versions"].update(bale=first_line([bale, "--version"]), umoci=first_line([tools.umoci, "--version"]),
                             skopeo=first_line([tools.skopeo, "--version"]))
-    spec = images.image_spec(env_int("BENCH_IMAGE_MB", 300) << 20, env_int("BENCH_IMAGE_LAYERS", 10))
-    runs = env_int("BENCH_IMAGE_RUNS", 3)
-    warmup = env_int("BENCH_IMAGE_WARMUP", 1, minimum=0)
+    try:
+        spec = images.image_spec(settings.image_mb << 20, settings.image_layers)
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+    runs, warmup = settings.image_runs, settings.image_warmup
     meta["settings"].update(image_runs=runs, image_warmup=warmup)
     image = images.cached_image(args.out / "cache", spec, workdir / "image", progress)
     meta["image"] = image.summary
@@ -155,7 +179,8 @@ def progress(text: str) -> None:
 def parse_args() -> argparse.Namespace:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, required=True, help="a fresh tmpfs for bundles, state and images")
+    parser.add_argument("--workdir", type=Path, help="a fresh tmpfs for bundles, state and images")
+    parser.add_argument("--check-settings", action="store_true", help="only check the BENCH_* settings")
     parser.add_argument("--repo", type=Path, default=here.parent)
     parser.add_argument("--out", type=Path, default=here.parent / "target" / "bench")
     parser.add_argument("--client-specs", type=Path, default=here.parent.parent / "shared" / "client-specs")
@@ -166,6 +191,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     try:
+        settings = Settings.from_env()
+        if args.check_settings:
+            return 0
+        if args.workdir is None:
+            raise SetupError("--workdir is required (bench/run.sh passes it)")
         check_cgroup_cover()
         timing.use_scratch_dir(str(args.workdir))
         timing.become_subreaper()
@@ -176,9 +206,9 @@ def main() -> int:
         }
         sections: list[tuple[str, list[Row]]] = []
         if args.only in (None, "runtime"):
-            sections.append(("runtime", runtime_section(args, args.workdir, meta)))
+            sections.append(("runtime", runtime_section(args, settings, args.workdir, meta)))
         if args.only in (None, "bale"):
-            sections.append(("bale", bale_section(args, args.workdir, meta)))
+            sections.append(("bale", bale_section(args, settings, args.workdir, meta)))
     except (SetupError, timing.CommandFailed) as err:
         print(f"bench: {err}", file=sys.stderr)
         return 2

@@ -124,7 +124,7 @@ def _umoci_unpack(ctx: Context) -> int:
 
 
 def bench_import_unpack(ctx: Context) -> list[Row]:
-    mb = ctx.image.summary["content_bytes"] >> 20
+    mb = round(ctx.image.summary["content_bytes"] / (1 << 20))
     what = f"{mb} MB, {ctx.image.summary['layers']} layers, {ctx.image.summary['files']} files"
     overlay = Row("unpack", f"import + unpack ({what}) vs umoci unpack", "s", 1e9,
                   Target("bale", "umoci", 0.5, "at least 2x faster than umoci"))

@@ -27,6 +27,8 @@ install_missing() {
 }
 
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root (containers, mounts)" >&2; exit 2; }
+# Bad BENCH_* settings fail here, before anything is installed or built.
+python3 "$REPO/bench/bench.py" --check-settings
 install_missing
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     (cd "$REPO" && cargo build --release -p berth -p bale >&2)
