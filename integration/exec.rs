@@ -535,22 +535,22 @@ fn exec_into_a_stopped_or_paused_container() {
     sb.rt(&["exec", &id, "true"])
         .code_is(255)
         .one_line_error(&["paused"]);
-    // --ignore-paused: the process starts frozen and runs on resume.
-    let exec = sb
-        .cmd()
-        .args([
-            "exec",
-            "--ignore-paused",
-            &id,
-            "sh",
-            "-c",
-            "echo ran-after-resume",
-        ])
-        .spawn();
+    // --ignore-paused: the processes start frozen and run on resume (several at once: none
+    // may keep the container locked while frozen, or `resume` would wait forever).
+    let execs: Vec<_> = (0..5)
+        .map(|i| {
+            sb.cmd()
+                .args(["exec", "--ignore-paused", &id, "sh", "-c"])
+                .arg(format!("echo ran-after-resume-{i}"))
+                .spawn()
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     sb.rt(&["resume", &id]).ok();
-    let out = exec.wait().ok();
-    assert_eq!(out.stdout, "ran-after-resume\n");
+    for (i, exec) in execs.into_iter().enumerate() {
+        let out = exec.wait().ok();
+        assert_eq!(out.stdout, format!("ran-after-resume-{i}\n"));
+    }
 
     sb.rt(&["kill", &id, "KILL"]).ok();
     sb.wait_status(&id, "stopped");

@@ -115,6 +115,9 @@ pub mod msg {
     pub const GO: u32 = 6;
     /// init -> parent: the seccomp notify fd is attached (SCM_RIGHTS) for the listener.
     pub const SECCOMP_FD: u32 = 7;
+    /// exec'd process -> parent: our copy of the container lock is closed; put us in the
+    /// cgroup now (frozen there, we must not keep `resume` waiting for the lock).
+    pub const EXEC_READY: u32 = 8;
 
     pub fn encode(kind: u32, step: u32, index: u32, value: i32) -> [u8; 16] {
         let mut b = [0u8; 16];
@@ -774,6 +777,7 @@ fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
         libc::close(fds.lock);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    send(fds.sync, msg::EXEC_READY, 0, 0, 0).map_err(os(Step::Sync, 5))?;
     // GO comes once the parent has put us in the container's cgroups, so the cgroup
     // namespace we join next sees us under its root.
     expect(fds.sync, msg::GO)?;

@@ -63,7 +63,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
     exe_guard::ensure_protected()?;
     check_preserved_fds(opts.preserve_fds)?;
     let container = Container::load(&opts.root, &opts.id)?;
-    check_status(&container, opts.ignore_paused)?;
+    let paused = check_status(&container, opts.ignore_paused)? == Status::Paused;
     let saved = container.saved()?.clone();
     let process = exec_process(&saved.config, opts)?;
     // The container's own view of its root, mounts included.
@@ -95,7 +95,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
         set.thread_block().ctx(|| "blocking signals")?;
         Some(SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?)
     };
-    let spawned = spawn(container, &saved, plan, &targets, &console)?;
+    let spawned = spawn(container, &saved, plan, &targets, &console, paused)?;
     let master = match (&console, &spawned.error) {
         (ConsoleChannel::Private { ours, .. }, None) => Some(receive_fd(ours.as_raw_fd())),
         _ => None,
@@ -146,13 +146,13 @@ fn check_preserved_fds(preserve_fds: u32) -> Result<()> {
 
 /// runc's rules: a stopped container takes no exec, a paused one only with --ignore-paused
 /// (the process then starts frozen).
-fn check_status(container: &Container, ignore_paused: bool) -> Result<()> {
+fn check_status(container: &Container, ignore_paused: bool) -> Result<Status> {
     match container.status()? {
         Status::Stopped => Err(Error::State("cannot exec in a stopped container".into())),
         Status::Paused if !ignore_paused => Err(Error::State(
             "cannot exec in a paused container (use --ignore-paused to override)".into(),
         )),
-        _ => Ok(()),
+        status => Ok(status),
     }
 }
 
@@ -610,6 +610,7 @@ fn spawn(
     mut plan: ExecPlan,
     targets: &CgroupTargets,
     console: &ConsoleChannel,
+    paused: bool,
 ) -> Result<Spawned> {
     let init_pidfd = open_init_pidfd(saved)?;
     let namespaces = open_init_namespaces(saved.pid)?;
@@ -635,7 +636,8 @@ fn spawn(
         root: root.as_raw_fd(),
         console_socket: console.child_end(),
     };
-    let into = targets.clone_into();
+    // Born in a frozen cgroup, the child could not close its copy of the container lock.
+    let into = if paused { None } else { targets.clone_into() };
     // The child is born in the container's pid namespace: born not dumpable, its
     // /proc/PID/exe (berth) and /proc/PID/fd are never reachable from the container.
     exe_guard::set_dumpable(false);
@@ -657,11 +659,10 @@ fn spawn(
     drop(child_sock);
     drop(fds);
     let child = Child { pid, pidfd };
-    let placed = if into.is_some() {
-        Ok(())
-    } else {
-        targets.add(pid)
-    };
+    let placed = wait_ready(&parent_sock).and_then(|()| match into {
+        Some(_) => Ok(()),
+        None => targets.add(pid),
+    });
     let released = placed.and_then(|()| send_go(&parent_sock));
     drop(container);
     let error = released
@@ -698,6 +699,16 @@ fn sync_pair() -> Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: the kernel just gave us these two descriptors.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Waits until the child has closed its copy of the container lock (EXEC_READY).
+fn wait_ready(sock: &OwnedFd) -> Result<()> {
+    let mut b = [0u8; 16];
+    let (n, _) = recv_with_fd(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
+    if n != 16 || msg::decode(&b).0 != msg::EXEC_READY {
+        return Err(Error::State("the exec'd process died before exec".into()));
+    }
+    Ok(())
 }
 
 fn send_go(sock: &OwnedFd) -> Result<()> {
