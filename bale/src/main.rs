@@ -84,9 +84,14 @@ enum Command {
         /// Blobs downloaded in parallel.
         #[arg(short, long, default_value_t = 4)]
         jobs: usize,
-        /// Also extract the layers into the layer cache.
+        /// Also extract the layers into the layer cache (while they
+        /// download).
         #[arg(long)]
         extract: bool,
+        /// From a multi-platform index, pull every image and keep the
+        /// index (default: only --platform's image).
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         limits: LimitArgs,
         reference: String,
@@ -102,6 +107,10 @@ enum Command {
         /// (0: one request per blob).
         #[arg(long, default_value_t = 0)]
         chunk_size: u64,
+        /// When the image is a multi-platform index, push the index and
+        /// every image in it (default: only --platform's image).
+        #[arg(long)]
+        all: bool,
         image: String,
         reference: String,
     },

@@ -38,8 +38,12 @@ impl TestImage {
     /// Two layers; the second holds incompressible bytes so a download
     /// can be cut in the middle.
     fn new(docker: bool) -> TestImage {
+        TestImage::with_seed(docker, 12345)
+    }
+
+    fn with_seed(docker: bool, seed: u32) -> TestImage {
         let mut noise = Vec::with_capacity(400_000);
-        let mut x: u32 = 12345;
+        let mut x: u32 = seed;
         for _ in 0..400_000 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
             noise.push((x >> 16) as u8);
@@ -134,6 +138,7 @@ fn options(attempts: u32) -> PullOptions {
         platform: PlatformSpec::default(),
         jobs: 3,
         extract: None,
+        all_platforms: false,
     }
 }
 
@@ -504,6 +509,7 @@ fn pushes_with_push_scoped_tokens_chunks_and_cross_repository_mounts() {
         platform: PlatformSpec::default(),
         jobs: 2,
         chunk_size: 64,
+        all_platforms: false,
     };
     let to = |repo: &str| RemoteRef::parse(&format!("{}/{repo}:v1", reg.addr)).unwrap();
 
@@ -589,4 +595,101 @@ fn an_image_whose_config_does_not_fit_is_refused_after_download_and_rolled_back(
     assert!(matches!(err, Error::InvalidImage(_)), "{err}");
     assert!(err.to_string().contains("diff IDs"), "{err}");
     assert_eq!(snapshot(&store), before, "blobs taken out again");
+}
+
+#[test]
+fn all_platforms_of_a_docker_list_are_pulled_as_an_oci_index_and_pushed_back_whole() {
+    let amd = TestImage::with_seed(true, 1);
+    let arm = TestImage::with_seed(true, 2);
+    let mut state = amd.state(DOCKER_MANIFEST);
+    let arm_state = arm.state(DOCKER_MANIFEST);
+    state.blobs.extend(arm_state.blobs);
+    state.manifests.insert(
+        arm.digest().to_string(),
+        (DOCKER_MANIFEST.into(), arm.manifest.clone()),
+    );
+    let entry = |img: &TestImage, arch: &str| {
+        serde_json::json!({"mediaType": DOCKER_MANIFEST, "size": img.manifest.len(),
+            "digest": img.digest().to_string(),
+            "platform": {"architecture": arch, "os": "linux"}})
+    };
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": DOCKER_LIST,
+        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")],
+    }))
+    .unwrap();
+    state
+        .manifests
+        .insert("multi".into(), (DOCKER_LIST.into(), list.clone()));
+    let reg = FakeRegistry::start(state);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut opts = options(2);
+    opts.all_platforms = true;
+    let pulled = registry::pull(&store, &remote(&reg, ":multi"), &opts, &Quiet).unwrap();
+    assert!(pulled.converted);
+    assert_eq!(pulled.remote_digest, Digest::of_bytes(&list));
+    // Two configs, two noise layers, and one first layer both share.
+    assert_eq!(pulled.blobs_downloaded, 5);
+    let name = format!("{}/team/app:multi", reg.addr);
+    let (_, desc) = store.resolve(&name).unwrap();
+    assert_eq!(
+        desc.media_type().to_string(),
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&pulled.manifest).unwrap()).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(index["manifests"][1]["platform"]["architecture"], "arm64");
+    // Both images load, by platform, with their blobs' digests kept.
+    for (img, platform) in [(&amd, "linux/amd64"), (&arm, "linux/arm64")] {
+        let image = load_image(&store, &desc, &platform.parse().unwrap()).unwrap();
+        assert_eq!(image.config_digest, img.config_digest());
+        assert_eq!(
+            Digest::from_oci(image.layers()[1].digest()).unwrap(),
+            img.layer_digest(1)
+        );
+    }
+
+    // Push it all to another registry: images by digest, then the index.
+    let target = FakeRegistry::start(State::default());
+    let to = RemoteRef::parse(&format!("{}/mirror/app:multi", target.addr)).unwrap();
+    let push_opts = PushOptions {
+        client: options(2).client,
+        platform: PlatformSpec::default(),
+        jobs: 2,
+        chunk_size: 0,
+        all_platforms: true,
+    };
+    let pushed = registry::push(&store, &name, &to, &push_opts, &Quiet).unwrap();
+    assert_eq!(pushed.manifest, pulled.manifest);
+    assert_eq!(pushed.uploaded, 5);
+    let puts: Vec<String> = target
+        .seen_paths("PUT", "/v2/mirror/app/manifests/")
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(puts.len(), 3);
+    assert!(
+        puts[..2].iter().all(|p| p.contains("/manifests/sha256:")),
+        "{puts:?}"
+    );
+    assert!(puts[2].ends_with("/manifests/multi"), "{puts:?}");
+    // And back again: an OCI index now, so its digest is kept.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = Store::open(dir2.path()).unwrap();
+    let back = registry::pull(&store2, &to, &opts, &Quiet).unwrap();
+    assert_eq!(back.manifest, pulled.manifest);
+    assert!(!back.converted);
+
+    // Without --all only this platform's image is pushed.
+    let mut one = push_opts;
+    one.all_platforms = false;
+    let to = RemoteRef::parse(&format!("{}/single/app:v1", target.addr)).unwrap();
+    let pushed = registry::push(&store, &name, &to, &one, &Quiet).unwrap();
+    let amd_in_store = load_image(&store, &desc, &PlatformSpec::default()).unwrap();
+    assert_eq!(pushed.manifest, amd_in_store.manifest_digest);
 }

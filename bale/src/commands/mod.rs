@@ -30,34 +30,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             registry,
             jobs,
             extract,
+            all,
             limits,
             reference,
         } => {
             let limits = extract.then(|| unpack_options(false, false, Vec::new(), &limits).limits);
-            reg::pull(
-                &open(&root)?,
-                &platform,
-                &registry,
+            let how = reg::Transfer {
+                platform: &platform,
+                registry: &registry,
                 jobs,
-                limits,
-                &reference,
-            )
+                all,
+            };
+            reg::pull(&open(&root)?, &how, limits, &reference)
         }
         Command::Push {
             registry,
             jobs,
             chunk_size,
+            all,
             image,
             reference,
-        } => reg::push(
-            &open(&root)?,
-            &platform,
-            &registry,
-            jobs,
-            chunk_size,
-            &image,
-            &reference,
-        ),
+        } => {
+            let how = reg::Transfer {
+                platform: &platform,
+                registry: &registry,
+                jobs,
+                all,
+            };
+            reg::push(&open(&root)?, &how, chunk_size, &image, &reference)
+        }
         Command::Login {
             registry,
             username,

@@ -52,20 +52,27 @@ fn progress() -> Box<dyn Progress> {
     }
 }
 
+/// The flags pull and push share.
+pub struct Transfer<'a> {
+    pub platform: &'a PlatformSpec,
+    pub registry: &'a RegistryArgs,
+    pub jobs: usize,
+    pub all: bool,
+}
+
 pub fn pull(
     store: &Store,
-    platform: &PlatformSpec,
-    args: &RegistryArgs,
-    jobs: usize,
+    how: &Transfer<'_>,
     extract: Option<Limits>,
     reference: &str,
 ) -> Result<ExitCode> {
     let remote = RemoteRef::parse(reference)?;
     let opts = PullOptions {
-        client: client_options(args, &remote.registry)?,
-        platform: platform.clone(),
-        jobs,
+        client: client_options(how.registry, &remote.registry)?,
+        platform: how.platform.clone(),
+        jobs: how.jobs,
         extract,
+        all_platforms: how.all,
     };
     let pulled = registry::pull(store, &remote, &opts, &*progress())
         .with_context(|| format!("pull {remote}"))?;
@@ -75,19 +82,18 @@ pub fn pull(
 
 pub fn push(
     store: &Store,
-    platform: &PlatformSpec,
-    args: &RegistryArgs,
-    jobs: usize,
+    how: &Transfer<'_>,
     chunk_size: u64,
     image: &str,
     reference: &str,
 ) -> Result<ExitCode> {
     let remote = RemoteRef::parse(reference)?;
     let opts = PushOptions {
-        client: client_options(args, &remote.registry)?,
-        platform: platform.clone(),
-        jobs,
+        client: client_options(how.registry, &remote.registry)?,
+        platform: how.platform.clone(),
+        jobs: how.jobs,
         chunk_size,
+        all_platforms: how.all,
     };
     let pushed = registry::push(store, image, &remote, &opts, &*progress())
         .with_context(|| format!("push {image} to {remote}"))?;

@@ -168,6 +168,42 @@ fn oci_layer_type(docker: &str) -> Option<&'static str> {
     })
 }
 
+/// The index to store for a pull of all platforms. An OCI index of OCI
+/// manifests is kept byte for byte (same digest); otherwise it becomes
+/// an OCI index pointing at the converted manifests. Returns the bytes
+/// and whether they were rewritten.
+pub fn oci_index(
+    data: &[u8],
+    kind: Kind,
+    children: &[(Digest, OciManifest)],
+) -> Result<(Vec<u8>, bool)> {
+    let rewrite = kind == Kind::DockerList || children.iter().any(|(_, m)| m.converted);
+    if !rewrite {
+        return Ok((data.to_vec(), false));
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(data).ctx(|| "image index".to_owned())?;
+    value["mediaType"] = OCI_INDEX.into();
+    let entries = value
+        .get_mut("manifests")
+        .and_then(|m| m.as_array_mut())
+        .ok_or_else(|| Error::InvalidImage("index without manifests".into()))?;
+    for entry in entries {
+        let old = entry.get("digest").and_then(|d| d.as_str()).unwrap_or("");
+        let child = children.iter().find(|(d, _)| d.to_string() == old);
+        let Some((_, m)) = child else {
+            return Err(Error::InvalidImage(format!(
+                "index entry {old:?} was not fetched"
+            )));
+        };
+        entry["digest"] = Digest::of_bytes(&m.bytes).to_string().into();
+        entry["size"] = m.bytes.len().into();
+        entry["mediaType"] = OCI_MANIFEST.into();
+    }
+    let bytes = serde_json::to_vec(&value).ctx(|| "serialize converted index".to_owned())?;
+    Ok((bytes, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,8 +30,12 @@ pub struct PullOptions {
     pub platform: PlatformSpec,
     /// Blobs downloaded at once.
     pub jobs: usize,
-    /// Extract the layers into the layer cache too, with these limits.
+    /// Extract the layers into the layer cache too, with these limits
+    /// (for `platform`'s image).
     pub extract: Option<Limits>,
+    /// From an index, pull every image and keep the index (else only
+    /// `platform`'s image).
+    pub all_platforms: bool,
 }
 
 /// What a pull did.
@@ -69,18 +73,23 @@ pub fn pull(
     };
     let top = repo.manifest(&remote.manifest_reference(), remote.digest.as_ref())?;
     let remote_digest = top.digest.clone();
-    let image_doc = if top.kind.is_index() {
-        let index = media::parse_index(&top.bytes, &top.digest)?;
-        let chosen = select_platform(&index, &opts.platform)?;
-        let digest = Digest::from_oci(chosen.digest())?;
-        repo.manifest(&digest.to_string(), Some(&digest))?
+    let plan = if top.kind.is_index() && opts.all_platforms {
+        plan_all(&repo, top)?
     } else {
-        top
+        plan_one(&repo, top, &opts.platform)?
     };
-    let oci = media::to_oci(&image_doc.bytes, image_doc.kind, &image_doc.digest)?;
-    let mut wanted: Vec<Descriptor> = vec![oci.manifest.config().clone()];
-    wanted.extend(oci.manifest.layers().iter().cloned());
+    let mut wanted: Vec<Descriptor> = Vec::new();
+    for m in &plan.manifests {
+        wanted.push(m.manifest.config().clone());
+        wanted.extend(m.manifest.layers().iter().cloned());
+    }
     let jobs = missing_blobs(store, &wanted)?;
+    // Streamed extraction follows one image's config; with several, the
+    // platform's image is extracted after the download.
+    let stream_extract = match plan.manifests.as_slice() {
+        [one] => Some(&one.manifest),
+        _ => None,
+    };
 
     let fetcher = Fetcher {
         store,
@@ -88,7 +97,7 @@ pub fn pull(
         progress,
         limits: opts.extract,
     };
-    let extracted = match fetcher.fetch_all(&jobs, &oci.manifest, opts.jobs) {
+    let extracted = match fetcher.fetch_all(&jobs, stream_extract, opts.jobs) {
         Ok(extracted) => extracted,
         Err(e) => {
             if is_bad_content(&e) {
@@ -100,60 +109,125 @@ pub fn pull(
         }
     };
     let bytes_downloaded = jobs.iter().map(|j| j.size).sum();
-    let (manifest_digest, image) = commit_blobs(store, &jobs, &oci.bytes, &name, opts)?;
+    let (manifest_digest, image) = commit_blobs(store, &jobs, &plan, &name, opts)?;
     remember_sources(store, remote, &wanted)?;
     let extracted_while_downloading = extracted.iter().flatten().count();
     for layer in extracted.into_iter().flatten() {
         layer.commit(store)?;
     }
-    if let Some(limits) = opts.extract {
+    if let (Some(limits), Some(image)) = (opts.extract, &image) {
         // Layers whose blobs were already here are extracted now.
-        crate::bundle::ensure_layers(store, &image, limits)?;
+        crate::bundle::ensure_layers(store, image, limits)?;
     }
     Ok(Pulled {
         name,
         manifest: manifest_digest,
         remote_digest,
-        converted: oci.converted,
+        converted: plan.converted,
         blobs_downloaded: jobs.len(),
         bytes_downloaded,
         extracted_while_downloading,
     })
 }
 
-/// Move the downloaded blobs and the manifest into the store and name the
-/// image, once it loads whole (an artifact that is not an image, or a
+/// What a pull stores: image manifests (OCI bytes) and, for a pull of
+/// all platforms, the index that is tagged.
+struct Plan {
+    manifests: Vec<media::OciManifest>,
+    index: Option<Vec<u8>>,
+    converted: bool,
+}
+
+/// One image: the manifest itself, or `platform`'s entry of an index.
+fn plan_one(repo: &Repo<'_>, top: Fetched, platform: &PlatformSpec) -> Result<Plan> {
+    let doc = if top.kind.is_index() {
+        let index = media::parse_index(&top.bytes, &top.digest)?;
+        let chosen = select_platform(&index, platform)?;
+        let digest = Digest::from_oci(chosen.digest())?;
+        repo.manifest(&digest.to_string(), Some(&digest))?
+    } else {
+        top
+    };
+    let oci = media::to_oci(&doc.bytes, doc.kind, &doc.digest)?;
+    Ok(Plan {
+        converted: oci.converted,
+        manifests: vec![oci],
+        index: None,
+    })
+}
+
+/// Every image of an index, and the index (rewritten to OCI, with the
+/// new manifest digests, when any part was Docker's).
+fn plan_all(repo: &Repo<'_>, top: Fetched) -> Result<Plan> {
+    let index = media::parse_index(&top.bytes, &top.digest)?;
+    let mut children = Vec::new();
+    for entry in index.manifests() {
+        let digest = Digest::from_oci(entry.digest())?;
+        let doc = repo.manifest(&digest.to_string(), Some(&digest))?;
+        if doc.kind.is_index() {
+            return Err(Error::InvalidImage(format!(
+                "index {} holds another index ({digest}): not supported",
+                top.digest
+            )));
+        }
+        children.push((
+            digest.clone(),
+            media::to_oci(&doc.bytes, doc.kind, &digest)?,
+        ));
+    }
+    let (index_bytes, converted) = media::oci_index(&top.bytes, top.kind, &children)?;
+    Ok(Plan {
+        manifests: children.into_iter().map(|(_, m)| m).collect(),
+        index: Some(index_bytes),
+        converted,
+    })
+}
+
+/// Move the downloaded blobs and the manifests into the store and name
+/// the image once it loads whole (an artifact that is not an image, or a
 /// config that does not fit its manifest, is refused here). On failure
 /// the blobs this pull added are taken out again.
 fn commit_blobs(
     store: &Store,
     jobs: &[BlobJob],
-    manifest: &[u8],
+    plan: &Plan,
     name: &Reference,
     opts: &PullOptions,
-) -> Result<(Digest, crate::image::Image)> {
-    let manifest_digest = Digest::of_bytes(manifest);
-    let mut added: Vec<Digest> = Vec::new();
-    if !store.has_blob(&manifest_digest) {
-        added.push(manifest_digest.clone());
+) -> Result<(Digest, Option<crate::image::Image>)> {
+    let mut docs: Vec<&[u8]> = plan.manifests.iter().map(|m| m.bytes.as_slice()).collect();
+    let (tagged, media_type) = match &plan.index {
+        Some(index) => (index.as_slice(), MediaType::ImageIndex),
+        None => (docs[0], MediaType::ImageManifest),
+    };
+    if let Some(index) = &plan.index {
+        docs.push(index);
     }
+    let tagged_digest = Digest::of_bytes(tagged);
+    let mut added: Vec<Digest> = docs
+        .iter()
+        .map(|d| Digest::of_bytes(d))
+        .filter(|d| !store.has_blob(d))
+        .collect();
     let result = (|| {
         for job in jobs {
             store.adopt_file(&partial_path(store, &job.digest), &job.digest)?;
             added.push(job.digest.clone());
         }
-        store.write_blob_bytes(manifest)?;
-        let desc = Descriptor::new(
-            MediaType::ImageManifest,
-            manifest.len() as u64,
-            manifest_digest.to_oci()?,
-        );
-        let image = load_image(store, &desc, &opts.platform)?;
+        for doc in &docs {
+            store.write_blob_bytes(doc)?;
+        }
+        let desc = Descriptor::new(media_type, tagged.len() as u64, tagged_digest.to_oci()?);
+        let image = match load_image(store, &desc, &opts.platform) {
+            Ok(image) => Some(image),
+            // All platforms were asked for; this host's may not be there.
+            Err(Error::NoMatchingPlatform { .. }) if plan.index.is_some() => None,
+            Err(e) => return Err(e),
+        };
         store.set_tag(name, &desc)?;
         Ok(image)
     })();
     match result {
-        Ok(image) => Ok((manifest_digest, image)),
+        Ok(image) => Ok((tagged_digest, image)),
         Err(e) => {
             for digest in &added {
                 let _ = fs::remove_file(store.blob_path(digest));
@@ -195,11 +269,11 @@ impl Fetcher<'_> {
     fn fetch_all(
         &self,
         jobs: &[BlobJob],
-        manifest: &ImageManifest,
+        manifest: Option<&ImageManifest>,
         threads: usize,
     ) -> Result<Vec<Option<Extracted>>> {
         let cancel = AtomicBool::new(false);
-        let Some(limits) = self.limits else {
+        let (Some(limits), Some(manifest)) = (self.limits, manifest) else {
             return run_parallel(jobs, threads, &cancel, |job| {
                 self.download(job, None, &cancel)
             });

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
 
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use ureq::http::Method;
 
 use super::client::{self, Body, Client, ClientOptions, Request};
@@ -15,7 +15,7 @@ use super::sources::Sources;
 use super::{run_parallel, BlobProgress, Progress};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{load_image, PlatformSpec};
+use crate::image::{is_index_media_type, load_image, PlatformSpec};
 use crate::store::{check_digest, Store};
 
 #[derive(Clone, Debug)]
@@ -27,6 +27,9 @@ pub struct PushOptions {
     /// Upload blobs larger than this in PATCH chunks of this size;
     /// 0 uploads every blob in one PUT.
     pub chunk_size: u64,
+    /// When the image is an index, push it and every image in it (else
+    /// only `platform`'s image).
+    pub all_platforms: bool,
 }
 
 /// What a push did.
@@ -62,24 +65,16 @@ pub fn push(
     progress: &dyn Progress,
 ) -> Result<Pushed> {
     let (_, desc) = store.resolve(image_name)?;
-    let image = load_image(store, &desc, &opts.platform)?;
-    let manifest_bytes = store.read_blob(&image.manifest_digest)?;
+    let plan = plan_push(store, &desc, opts)?;
     if let Some(want) = &remote.digest {
         check_digest(
             &format!("push of {image_name} to {remote}"),
             want,
-            &image.manifest_digest,
+            &plan.top.digest,
         )?;
     }
-    let media_type = image
-        .manifest
-        .media_type()
-        .as_ref()
-        .map_or_else(|| media::OCI_MANIFEST.to_owned(), |m| m.to_string());
     let mut sources = Sources::load(store)?;
-    let mut wanted: Vec<Descriptor> = image.layers().to_vec();
-    wanted.push(image.manifest.config().clone());
-    let jobs = blob_jobs(store, &wanted, &sources, remote)?;
+    let jobs = blob_jobs(store, &plan.blobs, &sources, remote)?;
 
     let mut scopes = vec![format!("repository:{}:pull,push", remote.repository)];
     let mounts: BTreeSet<&String> = jobs.iter().flat_map(|j| j.mount_from.first()).collect();
@@ -106,14 +101,18 @@ pub fn push(
         Some(d) => d.to_string(),
         None => "latest".to_owned(),
     });
-    repo.put_manifest(&tag, &manifest_bytes, &media_type, &image.manifest_digest)?;
+    // Images before the index that names them.
+    for doc in &plan.children {
+        repo.put_manifest(&doc.digest.to_string(), doc)?;
+    }
+    repo.put_manifest(&tag, &plan.top)?;
 
     for job in &jobs {
         sources.add(&job.digest, &remote.registry, &remote.repository);
     }
     sources.save(store)?;
     let mut pushed = Pushed {
-        manifest: image.manifest_digest.clone(),
+        manifest: plan.top.digest.clone(),
         uploaded: 0,
         existed: 0,
         mounted: 0,
@@ -130,6 +129,79 @@ pub fn push(
         }
     }
     Ok(pushed)
+}
+
+/// A manifest or index as it is PUT.
+struct Doc {
+    bytes: Vec<u8>,
+    media_type: String,
+    digest: Digest,
+}
+
+impl Doc {
+    fn load(store: &Store, digest: Digest, media_type: Option<String>) -> Result<Doc> {
+        let bytes = store.read_blob(&digest)?;
+        // The document's own mediaType wins over the descriptor's.
+        let own = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned));
+        Ok(Doc {
+            media_type: own
+                .or(media_type)
+                .unwrap_or_else(|| media::OCI_MANIFEST.to_owned()),
+            bytes,
+            digest,
+        })
+    }
+}
+
+/// What a push sends: blobs, the images of an index (by digest), and the
+/// document the tag names.
+struct PushPlan {
+    blobs: Vec<Descriptor>,
+    children: Vec<Doc>,
+    top: Doc,
+}
+
+fn plan_push(store: &Store, desc: &Descriptor, opts: &PushOptions) -> Result<PushPlan> {
+    let digest = Digest::from_oci(desc.digest())?;
+    let is_index = is_index_media_type(desc.media_type().as_ref())
+        || serde_json::from_slice::<serde_json::Value>(&store.read_blob(&digest)?)
+            .is_ok_and(|v| v.get("manifests").is_some() && v.get("layers").is_none());
+    if opts.all_platforms && is_index {
+        let top = Doc::load(store, digest.clone(), Some(media::OCI_INDEX.to_owned()))?;
+        let index: ImageIndex = serde_json::from_slice(&top.bytes)
+            .map_err(|e| Error::InvalidImage(format!("index {digest}: {e}")))?;
+        let mut blobs = Vec::new();
+        let mut children = Vec::new();
+        for entry in index.manifests() {
+            let child = Doc::load(
+                store,
+                Digest::from_oci(entry.digest())?,
+                Some(entry.media_type().to_string()),
+            )?;
+            let manifest: ImageManifest = serde_json::from_slice(&child.bytes).map_err(|e| {
+                Error::InvalidImage(format!("manifest {} in index {digest}: {e}", child.digest))
+            })?;
+            blobs.extend(manifest.layers().iter().cloned());
+            blobs.push(manifest.config().clone());
+            children.push(child);
+        }
+        return Ok(PushPlan {
+            blobs,
+            children,
+            top,
+        });
+    }
+    let image = load_image(store, desc, &opts.platform)?;
+    let mut blobs: Vec<Descriptor> = image.layers().to_vec();
+    blobs.push(image.manifest.config().clone());
+    let media_type = image.manifest.media_type().as_ref().map(|m| m.to_string());
+    Ok(PushPlan {
+        blobs,
+        children: Vec::new(),
+        top: Doc::load(store, image.manifest_digest.clone(), media_type)?,
+    })
 }
 
 fn blob_jobs(
@@ -297,13 +369,8 @@ impl PushRepo<'_> {
         Ok(())
     }
 
-    fn put_manifest(
-        &self,
-        reference: &str,
-        bytes: &[u8],
-        media_type: &str,
-        digest: &Digest,
-    ) -> Result<()> {
+    fn put_manifest(&self, reference: &str, doc: &Doc) -> Result<()> {
+        let (bytes, media_type, digest) = (&doc.bytes, &doc.media_type, &doc.digest);
         let what = format!("put manifest {}:{reference}", self.name);
         let req = Request::new(Method::PUT, self.url(&format!("manifests/{reference}")))
             .header("content-type", media_type)
