@@ -71,6 +71,13 @@ docker_exit_code() {
     expect_nothing_left "$(cat "$W/d-exit.cid")"
 }
 
+docker_run_tty() {
+    pty_ok "docker run -t" "$DOCKER_CLI" -H "unix://$DKR/docker.sock" run --rm -t --runtime berth --network none \
+        "${SECURITY_OPTS[@]}" --cidfile "$W/d-tty.cid" "$IMAGE" tty
+    expect_match "tty" '/dev/pts/[0-9]+' "$OUT"
+    expect_nothing_left "$(cat "$W/d-tty.cid")"
+}
+
 # --network host shares the host's interfaces, none gives only lo.
 docker_networks() {
     local hostif
@@ -110,7 +117,7 @@ docker_lifecycle() {
     local id cg pid1 pid2 mounts0
     mounts0=$(mount_count_under "$DKR")
     run_ok "docker run -d" docker_ run -d --runtime berth --network none "${SECURITY_OPTS[@]}" --name d-bg "$IMAGE" \
-        sh -c 'trap "exit 0" TERM; while true; do sleep 1; done'
+        sh -c 'echo started; trap "exit 0" TERM; while true; do sleep 1; done'
     id=$(docker_id d-bg)
     expect_eq "status" running "$(docker_status d-bg)"
     expect_called "$id" create
@@ -118,6 +125,10 @@ docker_lifecycle() {
 
     run_ok "docker exec" docker_ exec d-bg sh -c 'echo $((6*7))'
     expect_eq "exec output" 42 "$OUT"
+    run_ok "docker logs" docker_ logs d-bg
+    expect_eq "docker logs" started "$OUT"
+    run_ok "docker exec -u -w -e" docker_ exec -u 65534 -w /tmp -e GREETING=hello d-bg sh -c 'echo $(id -u) $PWD $GREETING'
+    expect_eq "exec as another user, elsewhere, with env" "65534 /tmp hello" "$OUT"
     run_rc docker_ exec d-bg sh -c 'exit 4'
     expect_eq "exec exit code" 4 "$RC"
     expect_called "$id" exec --process
@@ -196,6 +207,7 @@ docker_default_seccomp() {
 scenarios_docker() {
     scenario docker/run-rm docker_run_rm
     scenario docker/exit-code docker_exit_code
+    scenario docker/run-tty docker_run_tty
     scenario docker/networks docker_networks
     scenario docker/setkey-hook docker_setkey_hook
     scenario docker/lifecycle docker_lifecycle

@@ -95,12 +95,16 @@ podman_lifecycle() {
     local id cg pid1 pid2 mounts0
     mounts0=$(mount_count_under "$PDM")
     run_ok "podman run -d" podman_ run -d "${SECURITY_OPTS[@]}" --name p-bg "$IMAGE" \
-        sh -c 'trap "exit 0" TERM; while true; do sleep 1; done'
+        sh -c 'echo started; trap "exit 0" TERM; while true; do sleep 1; done'
     id=$(podman_id p-bg)
     expect_eq "status" running "$(podman_status p-bg)"
 
     run_ok "podman exec" podman_ exec p-bg sh -c 'echo $((6*7))'
     expect_eq "exec output" 42 "$OUT"
+    run_ok "podman logs" podman_ logs p-bg
+    expect_eq "podman logs" started "$OUT"
+    run_ok "podman exec -u -w -e" podman_ exec -u 65534 -w /tmp -e GREETING=hello p-bg sh -c 'echo $(id -u) $PWD $GREETING'
+    expect_eq "exec as another user, elsewhere, with env" "65534 /tmp hello" "$OUT"
     run_rc podman_ exec p-bg sh -c 'exit 3'
     expect_eq "exec exit code" 3 "$RC"
     expect_called "$id" exec --process
