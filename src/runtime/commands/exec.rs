@@ -65,21 +65,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
     let container = Container::load(&opts.root, &opts.id)?;
     let paused = check_status(&container, opts.ignore_paused)? == Status::Paused;
     let saved = container.saved()?.clone();
-    let process = exec_process(&saved.config, opts)?;
-    // The container's own view of its root, mounts included.
-    let live_root = PathBuf::from(format!("/proc/{}/root", saved.pid));
-    let home = plan::container_home(&live_root, process.user().uid());
-    let plan = ExecPlan {
-        process: {
-            let mut process =
-                plan::plan_process_spec(&process, opts.preserve_fds, None, Some(home))?;
-            // The exec'd process gets the container's seccomp filter, as with runc.
-            process.seccomp = plan::compile_seccomp(&saved.config)?;
-            process
-        },
-        join_flags: 0,
-        session_keyring: Some(plan::cstring(format!("_ses.{}", saved.id).as_bytes())?),
-    };
+    let plan = exec_plan(&saved, opts)?;
     let targets = cgroup_targets(saved.cgroup.as_ref(), &opts.cgroup)?;
     let console = ConsoleChannel::open(opts, plan.process.terminal)?;
     let pidfd_socket = opts
@@ -90,35 +76,57 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
     let signals = if opts.detach {
         None
     } else {
-        // Blocked before the clone so none is lost; the child unblocks them before exec.
-        let set = forwarded_signals();
-        set.thread_block().ctx(|| "blocking signals")?;
-        Some(SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?)
+        Some(block_forwarded_signals()?)
     };
     let spawned = spawn(container, &saved, plan, &targets, &console, paused)?;
-    let master = match (&console, &spawned.error) {
-        (ConsoleChannel::Private { ours, .. }, None) => Some(receive_fd(ours.as_raw_fd())),
-        _ => None,
-    };
-    let master = match (spawned.error, master.transpose()) {
-        (None, Ok(master)) => master,
-        (Some(e), _) | (None, Err(e)) => {
-            spawned.child.kill();
-            return Err(e);
-        }
-    };
-    if let Err(e) = hand_over(opts, &spawned.child, pidfd_socket.as_ref()) {
-        spawned.child.kill();
+    let (child, master) = started(spawned, &console)?;
+    if let Err(e) = hand_over(opts, &child, pidfd_socket.as_ref()) {
+        child.kill();
         return Err(e);
     }
     match signals {
         None => Ok(0),
-        Some(sigfd) => Ok(supervise(
-            spawned.child.pid,
-            &spawned.child.pidfd,
-            master,
-            &sigfd,
-        )),
+        Some(sigfd) => Ok(supervise(child.pid, &child.pidfd, master, &sigfd)),
+    }
+}
+
+/// Everything the child needs, prepared before the clone.
+fn exec_plan(saved: &Saved, opts: &ExecOptions) -> Result<ExecPlan> {
+    let process = exec_process(&saved.config, opts)?;
+    // HOME from the container's own view of its passwd, mounts included.
+    let live_root = PathBuf::from(format!("/proc/{}/root", saved.pid));
+    let home = plan::container_home(&live_root, process.user().uid());
+    let mut process_plan = plan::plan_process_spec(&process, opts.preserve_fds, None, Some(home))?;
+    // The exec'd process gets the container's seccomp filter, as with runc.
+    process_plan.seccomp = plan::compile_seccomp(&saved.config)?;
+    Ok(ExecPlan {
+        process: process_plan,
+        join_flags: 0,
+        session_keyring: Some(plan::cstring(format!("_ses.{}", saved.id).as_bytes())?),
+    })
+}
+
+/// Blocks the signals a foreground exec forwards (before the clone, so none is lost; the
+/// child unblocks them before execve) and returns a signalfd for them.
+fn block_forwarded_signals() -> Result<SignalFd> {
+    let set = forwarded_signals();
+    set.thread_block().ctx(|| "blocking signals")?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")
+}
+
+/// The child once it exec'd, with the pty master when berth proxies the terminal; a
+/// child that failed on the way is killed and reaped.
+fn started(spawned: Spawned, console: &ConsoleChannel) -> Result<(Child, Option<OwnedFd>)> {
+    let master = match (&spawned.error, console) {
+        (None, ConsoleChannel::Private { ours, .. }) => receive_fd(ours.as_raw_fd()).map(Some),
+        _ => Ok(None),
+    };
+    match (spawned.error, master) {
+        (None, Ok(master)) => Ok((spawned.child, master)),
+        (Some(e), _) | (None, Err(e)) => {
+            spawned.child.kill();
+            Err(e)
+        }
     }
 }
 
@@ -132,7 +140,8 @@ fn check_preserved_fds(preserve_fds: u32) -> Result<()> {
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(0);
     let count = preserve_fds.saturating_add(listen_fds);
-    for fd in 3..3 + count as RawFd {
+    let last = RawFd::try_from(count).map_or(RawFd::MAX, |n| n.saturating_add(3));
+    for fd in 3..last {
         // SAFETY: F_GETFD only reads the descriptor's flags.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return Err(Error::Usage(format!(
