@@ -179,7 +179,10 @@ fn capabilities_rlimits_and_no_new_privs_come_from_the_container() {
         sb.config["process"]["rlimits"] =
             json!([{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]);
         sb.config["process"]["noNewPrivileges"] = json!(false);
+        sb.config["process"]["oomScoreAdj"] = json!(345);
     });
+    let adj = exec_script(&sb, &id, &[], "cat /proc/self/oom_score_adj");
+    assert_eq!(adj.trim(), "345", "oomScoreAdj applies to exec'd processes");
     let script = "grep -e ^Cap -e ^NoNewPrivs /proc/self/status; ulimit -n; ulimit -Hn";
     let status = exec_script(&sb, &id, &[], script);
     let container_caps = cap_mask(&["CAP_KILL", "CAP_CHOWN"]);

@@ -27,7 +27,7 @@ use crate::runtime::create::receive_fd;
 use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::init::{self, msg, ExecFds, Fail, Step};
 use crate::runtime::plan::{self, ExecPlan, ProcessPlan};
-use crate::runtime::{exe_guard, spec, sys};
+use crate::runtime::{exe_guard, rootfs, spec, sys};
 
 /// Everything `berth exec` was asked to do.
 #[derive(Debug, Default)]
@@ -668,10 +668,12 @@ fn spawn(
     drop(child_sock);
     drop(fds);
     let child = Child { pid, pidfd };
-    let placed = wait_ready(&parent_sock).and_then(|()| match into {
-        Some(_) => Ok(()),
-        None => targets.add(pid),
-    });
+    let placed = wait_ready(&parent_sock)
+        .and_then(|()| write_oom_score_adj(pid, &saved.config))
+        .and_then(|()| match into {
+            Some(_) => Ok(()),
+            None => targets.add(pid),
+        });
     let released = placed.and_then(|()| send_go(&parent_sock));
     drop(container);
     let error = released
@@ -708,6 +710,23 @@ fn sync_pair() -> Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: the kernel just gave us these two descriptors.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The container's process.oomScoreAdj applies to exec'd processes too (as runc; the
+/// process file's own value is ignored, as there).
+fn write_oom_score_adj(pid: i32, config: &Spec) -> Result<()> {
+    use std::io::Write;
+    let Some(value) = config.process().as_ref().and_then(|p| p.oom_score_adj()) else {
+        return Ok(());
+    };
+    let path = format!("/proc/{pid}/oom_score_adj");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("opening {path}"))?;
+    rootfs::check_procfs(file.as_raw_fd()).ctx(|| format!("checking {path}"))?;
+    file.write_all(value.to_string().as_bytes())
+        .ctx(|| format!("writing {path}"))
 }
 
 /// Waits until the child has closed its copy of the container lock (EXEC_READY).
