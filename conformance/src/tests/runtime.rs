@@ -29,6 +29,7 @@ pub fn tests() -> Vec<Test> {
         t("runtime.md/operations/start: MUST error for a container that does not exist", start_unknown),
         t("runtime.md/operations/start: starting a running container MUST error and have no effect", start_twice),
         t("runtime.md/operations/start: starting a stopped container MUST error", start_stopped),
+        t("runtime.md/operations/start: MUST error when process was not set", start_without_process),
         t("runtime.md/operations/kill: MUST send the specified signal", kill_sends_signal),
         t("runtime.md/operations/kill: a signal to a created container is delivered", kill_created),
         t("runtime.md/operations/kill: MUST error without a container id", kill_without_id),
@@ -331,6 +332,26 @@ fn start_stopped(sb: &mut Sandbox) -> TestResult {
         sb.container_output(&id).matches("ran").count(),
         1,
         "times the program ran"
+    );
+    Ok(())
+}
+
+// "This operation MUST generate an error if process was not set." (config.md: process is
+// "REQUIRED when start is called"; a runtime may already refuse it at create.)
+fn start_without_process(sb: &mut Sandbox) -> TestResult {
+    if let Some(map) = sb.config.as_object_mut() {
+        map.remove("process");
+    }
+    let id = sb.new_id();
+    let created = sb.create(&id)?;
+    if !created.ok() {
+        return sb.check_no_container(&id);
+    }
+    expect_error(sb, &["start", &id])?;
+    let status = sb.status(&id)?;
+    check!(
+        status != "running",
+        "the container is running without a process"
     );
     Ok(())
 }
