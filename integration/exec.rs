@@ -884,3 +884,34 @@ fn foreground_tty_follows_window_size_changes() {
     read_until(&pty.master, "33 101");
     exec.wait().ok();
 }
+
+/// Issue 5's `run` options: the foreground `run` is a subreaper, so an orphan of the
+/// container (no pid namespace here, so it is not the init's) is reparented to it;
+/// `--no-subreaper` leaves orphans to the host.
+#[test]
+fn foreground_run_is_a_subreaper_unless_told_not_to() {
+    for (flags, berth_adopts) in [(&[][..], true), (&["--no-subreaper"][..], false)] {
+        let mut sb = Sandbox::new("subreaper");
+        sb.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .retain(|n| n["type"] != json!("pid"));
+        sb.set_script(
+            "(sleep 2 & echo $! > /tmp/orphan.pid); sleep 0.5; \
+             grep ^PPid: /proc/$(cat /tmp/orphan.pid)/status",
+        );
+        let id = sb.new_id("subreaper");
+        let run = sb.run_cmd(&id, flags).spawn();
+        let berth = run.pid();
+        let out = run.wait().ok();
+        let ppid: i32 = status_field(&out.stdout, "PPid")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no PPid line: {out:?}"));
+        assert_eq!(
+            ppid == berth,
+            berth_adopts,
+            "{flags:?}: orphan's parent {ppid}, berth {berth}"
+        );
+        // The sandbox kills the orphan (rooted in its rootfs) when dropped.
+    }
+}
