@@ -73,6 +73,10 @@ ctr_run_rm() {
     expect_called c-rm start
     expect_called c-rm delete
     expect_nothing_left c-rm
+    run_ok "ctr run with stdin" ctr_ run --rm --runc-binary "$BERTH" "$IMAGE" c-stdin \
+        sh -c 'read line; echo "got $line"' <<<"from stdin"
+    expect_eq "stdin through ctr" "got from stdin" "$OUT"
+    expect_nothing_left c-stdin
 }
 
 ctr_exit_code() {

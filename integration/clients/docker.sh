@@ -59,6 +59,11 @@ docker_run_rm() {
     expect_eq "output" hi "${lines[0]}"
     id=$(cat "$W/d-rm.cid")
     expect_eq "hostname" "${id:0:12}" "${lines[1]:-}"
+    expect_nothing_left "$id"
+    run_ok "docker run -i" docker_ run --rm -i --runtime berth --network none "${SECURITY_OPTS[@]}" \
+        --cidfile "$W/d-stdin.cid" "$IMAGE" sh -c 'read line; echo "got $line"' <<<"from stdin"
+    expect_eq "stdin through docker" "got from stdin" "$OUT"
+    id=$(cat "$W/d-stdin.cid")
     expect_called "$id" start
     expect_called "$id" delete
     expect_nothing_left "$id"

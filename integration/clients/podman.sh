@@ -75,6 +75,10 @@ podman_run_rm() {
     expect_called "$id" create
     expect_called "$id" start
     expect_nothing_left "$id"
+    run_ok "podman run -i" podman_ run --rm -i "${SECURITY_OPTS[@]}" --cidfile "$W/p-stdin.cid" "$IMAGE" \
+        sh -c 'read line; echo "got $line"' <<<"from stdin"
+    expect_eq "stdin through podman" "got from stdin" "$OUT"
+    expect_nothing_left "$(cat "$W/p-stdin.cid")"
 }
 
 podman_exit_code() {
