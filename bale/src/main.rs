@@ -70,9 +70,10 @@ struct RegistryArgs {
     /// USER:PASSWORD to use instead of stored credentials.
     #[arg(long)]
     creds: Option<String>,
-    /// Tries per request on transient failures.
-    #[arg(long, default_value_t = 4)]
-    retries: u32,
+    /// Retries of a request that failed for a transient reason (network,
+    /// 5xx, 429), with exponential backoff.
+    #[arg(long, default_value_t = 3)]
+    retry_times: u32,
 }
 
 #[derive(Subcommand, Debug)]

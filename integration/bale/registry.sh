@@ -173,7 +173,7 @@ bale s6 images >/dev/null
 before=$(store_state s6)
 expect_fail "unknown tag" bale s6 pull "$R1/bale/app:nope"
 has "not found" <"$W/err" || die "unknown tag error"
-expect_fail "no registry there" bale s6 pull --retries 1 "127.0.0.1:$(free_port)/x/y:v1"
+expect_fail "no registry there" bale s6 pull --retry-times 0 "127.0.0.1:$(free_port)/x/y:v1"
 expect_fail "bad reference" bale s6 pull "$R1/Bad/Name"
 # Flip a byte of a layer in the registry's storage: it serves a bad blob.
 L1=$(bale s1 inspect --format json base:1 | json 'd["layers"][1]["digest"][7:]')
@@ -256,6 +256,8 @@ bale s1 push --authfile "$AUTH" --cert-dir "$W/certs" base:1 "$R2/secure/app:v1"
 [ "$(bale s5 pull --authfile "$AUTH" --tls-verify=false "$R2/secure/app:v1")" = "$R2/secure/app:v1 $D" ] ||
     die "pull with --tls-verify=false"
 [ "$(bale s5 tags --authfile "$AUTH" --cert-dir "$W/certs" "$R2/secure/app")" = v1 ] || die "tags with auth"
+[ "$(bale s5 tags --authfile "$W/none.json" --creds bob:s3cret --cert-dir "$W/certs" "$R2/secure/app")" = v1 ] ||
+    die "tags with --creds"
 ok "push and pull over TLS with Basic auth (digests identical), tags"
 
 [ "$(skopeo inspect --authfile "$AUTH" --cert-dir "$W/certs" "docker://$R2/secure/app:v1" | json 'd["Digest"]')" = "$D" ] ||

@@ -38,7 +38,7 @@ fn client_options(args: &RegistryArgs, registry: &str) -> Result<ClientOptions> 
         tls_verify: args.tls_verify,
         cert_dir: args.cert_dir.clone(),
         credentials,
-        attempts: args.retries.max(1),
+        attempts: args.retry_times.saturating_add(1),
         ..ClientOptions::default()
     })
 }

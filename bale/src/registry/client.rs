@@ -106,7 +106,7 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connect to `registry` (host[:port]) and check it speaks the
+    /// Connect to `registry` (`host[:port]`) and check it speaks the
     /// distribution API (`GET /v2/`). `scopes` are token scopes such as
     /// `repository:team/app:pull,push`.
     pub fn connect(registry: &str, scopes: Vec<String>, opts: &ClientOptions) -> Result<Client> {
@@ -452,7 +452,7 @@ fn allow_plain_http(registry: &str, opts: &ClientOptions) -> bool {
     !opts.tls_verify || is_loopback(registry)
 }
 
-/// localhost, 127.x.y.z or [::1], with or without a port.
+/// localhost, 127.x.y.z or `[::1]`, with or without a port.
 pub fn is_loopback(registry: &str) -> bool {
     let host = match registry.rsplit_once(':') {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,

@@ -1,5 +1,25 @@
 //! An OCI distribution client: pull images from and push them to any
 //! registry that speaks the distribution spec (and Docker's v2 API).
+//!
+//! - [`client`]: one registry connection. `GET /v2/` first (API version
+//!   check); HTTPS with the system roots, plain HTTP only for loopback
+//!   registries or with `tls_verify: false`, never after a refused
+//!   certificate. A 401 challenge is answered once per request: Basic
+//!   with the stored credentials, or a Bearer token fetched from the
+//!   realm with the repository scopes of the operation. Transient
+//!   failures (network, 408/429/5xx) are retried with backoff.
+//! - [`pull`](mod@pull): manifests are negotiated (OCI manifest/index, Docker
+//!   schema 2 manifest/list) and checked against the digest asked for or
+//!   announced; Docker manifests become OCI in the store (config and
+//!   layer bytes, hence digests, unchanged). Blobs download in parallel
+//!   into `bale/tmp/partial-<hex>`, hashed as they stream (and extracted,
+//!   when asked), resumed with `Range` after an interruption, even by a
+//!   later pull. Nothing enters the store until every blob matches its
+//!   digest and size; a mismatch removes the partial files too.
+//! - [`push`](mod@push): per blob, HEAD (skip), else a cross-repository mount from
+//!   a repository bale knows holds it ([`sources`]), else an upload in
+//!   one PUT or in PATCH chunks; then the manifest(s).
+//! - [`auth`]: credentials in docker's `config.json` format.
 
 pub mod auth;
 pub mod client;

@@ -68,7 +68,7 @@ impl RemoteRef {
         Ok(r)
     }
 
-    /// The host[:port] to talk to.
+    /// The `host[:port]` to talk to.
     pub fn api_host(&self) -> &str {
         api_host(&self.registry)
     }
