@@ -348,6 +348,14 @@ impl Client {
             registry: self.registry.clone(),
             reason: "Bearer challenge without a realm".into(),
         })?;
+        // Credentials never travel in clear text to a token server when
+        // the registry itself is reached over TLS.
+        if self.base.starts_with("https://") && !realm.starts_with("https://") {
+            return Err(Error::Registry {
+                registry: self.registry.clone(),
+                reason: format!("token realm {realm:?} is not HTTPS"),
+            });
+        }
         let mut query = Vec::new();
         if let Some(service) = ch.param("service") {
             query.push(format!("service={}", encode_query(service)));
