@@ -65,6 +65,7 @@ pub fn tests() -> Vec<Test> {
             "config.md/hooks: a failing createContainer MUST fail create and stop the container",
             failing_create_container,
         ),
+        t("config.md/hooks: after a failing create hook the lifecycle continues at step 12 (poststop runs)", failing_hook_runs_poststop),
         t(
             "config.md/hooks: a failing startContainer MUST fail start, the program MUST NOT run",
             failing_start_container,
@@ -266,8 +267,24 @@ fn listed_order(sb: &mut Sandbox) -> TestResult {
     Ok(())
 }
 
+/// The pid of a process as its own (innermost) PID namespace sees it (the last NSpid field).
+fn pid_in_own_namespace(host_pid: i64) -> TestResult<i64> {
+    let status = fs::read_to_string(format!("/proc/{host_pid}/status"))
+        .ctx(|| format!("read /proc/{host_pid}/status"))?;
+    let nspid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap_or_default();
+    match nspid.split_whitespace().last().and_then(|p| p.parse().ok()) {
+        Some(pid) => Ok(pid),
+        None => fail!("no NSpid for {host_pid}"),
+    }
+}
+
 // "The state of the container MUST be passed to hooks over stdin so that they may do work
-// appropriate to the current state of the container."
+// appropriate to the current state of the container." runtime.md state pid: "For hooks executed
+// in the runtime namespace, it is the pid as seen by the runtime. For hooks executed in the
+// container namespace, it is the pid as seen by the container."
 fn state_on_stdin(sb: &mut Sandbox) -> TestResult {
     let log = HookLog::new(sb)?;
     all_hooks(sb, &log);
@@ -276,14 +293,20 @@ fn state_on_stdin(sb: &mut Sandbox) -> TestResult {
     let id = sb.new_id();
     sb.create_ok(&id)?;
     sb.op_ok("start", &id)?;
-    let pid = sb.state(&id)?["pid"].clone();
-    for name in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
+    let host_pid = sb.state(&id)?["pid"].as_i64().unwrap_or(0);
+    let container_pid = pid_in_own_namespace(host_pid)?;
+    for (name, in_container) in [
+        ("prestart", false),
+        ("createRuntime", false),
+        ("createContainer", true),
+        ("startContainer", true),
+        ("poststart", false),
     ] {
+        let pid = json!(if in_container {
+            container_pid
+        } else {
+            host_pid
+        });
         let text = log.file(&format!("{name}.json"));
         let state: Value =
             serde_json::from_str(&text).ctx(|| format!("{name} read no JSON state ({text:?})"))?;
@@ -424,6 +447,34 @@ fn failing_create_runtime(sb: &mut Sandbox) -> TestResult {
 
 fn failing_create_container(sb: &mut Sandbox) -> TestResult {
     failing_create_hook(sb, "createContainer")
+}
+
+// runtime.md lifecycle 4: "If any createRuntime hook fails, the runtime MUST generate an error,
+// stop the container, and continue the lifecycle at step 12." 12: the container is destroyed;
+// 13: "The poststop hooks MUST be invoked by the runtime."
+fn failing_hook_runs_poststop(sb: &mut Sandbox) -> TestResult {
+    let log = HookLog::new(sb)?;
+    sb.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/false", "args": ["false"]}],
+        "poststop": [log.hook("poststop", false, "")],
+    });
+    sb.checker_args(&["exit:0"]);
+    let id = sb.new_id();
+    let out = sb.create(&id)?;
+    check!(
+        !out.ok(),
+        "create succeeded although a createRuntime hook failed"
+    );
+    // A runtime may leave a stopped container for the caller's delete (step 11) first.
+    if sb.runtime(&["state", &id])?.ok() {
+        let _ = sb.runtime(&["delete", &id]);
+    }
+    check!(
+        log.order().contains(&"poststop".to_string()),
+        "no poststop hook ran (hooks run: {:?})",
+        log.order()
+    );
+    Ok(())
 }
 
 // "If any startContainer hook fails, the runtime MUST generate an error, stop the container,

@@ -47,6 +47,8 @@ mod unit {
         for name in names {
             assert!(name.contains(".md"), "{name} names no spec file");
             assert!(name.contains(": "), "{name} states no requirement");
+            // '#' starts a TAP directive; a name holding one would be misread.
+            assert!(!name.contains('#'), "{name} holds a '#'");
         }
     }
 }
