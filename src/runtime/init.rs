@@ -279,13 +279,19 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
         rootfs::send_fd(fds.sync, fd.as_raw_fd(), &msg::encode(msg::SECCOMP_FD, 0, 0, 0))
             .map_err(os(Step::Seccomp, 1))?;
     }
+    // The pty goes onto 0-2 now, not at exec: the caller's stdio must be released when
+    // create returns (containerd's shim reads its pipe to EOF before it calls start).
+    if let Some(slave) = &console {
+        attach_console(slave)?;
+    }
+    drop(console);
     send(fds.sync, msg::CREATED, 0, 0, 0).map_err(os(Step::Sync, 1))?;
     wait_for_start(fds.fifo)?;
     let started = (|| {
         for (i, hook) in plan.start_container_hooks.iter().enumerate() {
             run_hook(hook, state_buf, Step::StartContainerHook, i)?;
         }
-        exec(&plan.process, exec_index, console.as_ref(), true)
+        exec(&plan.process, exec_index, None, true)
     })();
     // `start` waits for our end of the fifo to close; a byte left in it says the user
     // program never ran (a startContainer hook or execve failed).
@@ -684,22 +690,34 @@ fn wait_for_start(fifo: RawFd) -> R<()> {
     }
 }
 
+/// A new session with the pty slave as its controlling terminal and as stdin/out/err.
+fn attach_console(slave: &OwnedFd) -> R<()> {
+    let fd = slave.as_raw_fd();
+    // SAFETY: setsid/ioctl/dup2 on our own descriptors.
+    unsafe {
+        libc::setsid();
+        if libc::ioctl(fd, libc::TIOCSCTTY, 0) < 0 {
+            return Err(last(Step::Console, 7));
+        }
+        for target in 0..3 {
+            if libc::dup2(fd, target) < 0 {
+                return Err(last(Step::Console, 8));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The last moments: stdio onto the terminal, every descriptor berth opened closed
 /// (close-on-exec from 3 + preserved fds up), signals back to defaults, execve.
 /// `tell_stderr`: say on stderr that execve failed (the init's parent is gone by then).
 fn exec(p: &ProcessPlan, index: usize, console: Option<&OwnedFd>, tell_stderr: bool) -> R<()> {
     // SAFETY: async-signal-safe calls on prepared data; execve only returns on failure.
     unsafe {
-        libc::setsid();
-        if let Some(slave) = console {
-            let fd = slave.as_raw_fd();
-            if libc::ioctl(fd, libc::TIOCSCTTY, 0) < 0 {
-                return Err(last(Step::Console, 7));
-            }
-            for target in 0..3 {
-                if libc::dup2(fd, target) < 0 {
-                    return Err(last(Step::Console, 8));
-                }
+        match console {
+            Some(slave) => attach_console(slave)?,
+            None => {
+                libc::setsid();
             }
         }
         // Preserved fds must survive exec even if the caller made them close-on-exec.
