@@ -78,36 +78,15 @@ pub fn pull(
     } else {
         plan_one(&repo, top, &opts.platform)?
     };
-    let mut wanted: Vec<Descriptor> = Vec::new();
-    for m in &plan.manifests {
-        wanted.push(m.manifest.config().clone());
-        wanted.extend(m.manifest.layers().iter().cloned());
-    }
+    let wanted = plan.blobs();
     let jobs = missing_blobs(store, &wanted)?;
-    // Streamed extraction follows one image's config; with several, the
-    // platform's image is extracted after the download.
-    let stream_extract = match plan.manifests.as_slice() {
-        [one] => Some(&one.manifest),
-        _ => None,
-    };
-
     let fetcher = Fetcher {
         store,
         repo: &repo,
         progress,
         limits: opts.extract,
     };
-    let extracted = match fetcher.fetch_all(&jobs, stream_extract, opts.jobs) {
-        Ok(extracted) => extracted,
-        Err(e) => {
-            if is_bad_content(&e) {
-                for job in &jobs {
-                    let _ = fs::remove_file(partial_path(store, &job.digest));
-                }
-            }
-            return Err(e);
-        }
-    };
+    let extracted = fetcher.fetch_all_or_clean(&jobs, &plan, opts.jobs)?;
     let bytes_downloaded = jobs.iter().map(|j| j.size).sum();
     let (manifest_digest, image) = commit_blobs(store, &jobs, &plan, &name, opts)?;
     remember_sources(store, remote, &wanted)?;
@@ -136,6 +115,18 @@ struct Plan {
     manifests: Vec<media::OciManifest>,
     index: Option<Vec<u8>>,
     converted: bool,
+}
+
+impl Plan {
+    /// Configs and layers of every image, in manifest order.
+    fn blobs(&self) -> Vec<Descriptor> {
+        let mut out = Vec::new();
+        for m in &self.manifests {
+            out.push(m.manifest.config().clone());
+            out.extend(m.manifest.layers().iter().cloned());
+        }
+        out
+    }
 }
 
 /// One image: the manifest itself, or `platform`'s entry of an index.
@@ -263,6 +254,31 @@ struct Fetcher<'a> {
 }
 
 impl Fetcher<'_> {
+    /// [`Fetcher::fetch_all`]; when the data itself was bad, the partial
+    /// files of every job go too (nothing of them is worth resuming).
+    fn fetch_all_or_clean(
+        &self,
+        jobs: &[BlobJob],
+        plan: &Plan,
+        threads: usize,
+    ) -> Result<Vec<Option<Extracted>>> {
+        // Streamed extraction follows one image's config; with several,
+        // the platform's image is extracted after the download.
+        let stream_extract = match plan.manifests.as_slice() {
+            [one] => Some(&one.manifest),
+            _ => None,
+        };
+        let result = self.fetch_all(jobs, stream_extract, threads);
+        if let Err(e) = &result {
+            if is_bad_content(e) {
+                for job in jobs {
+                    let _ = fs::remove_file(partial_path(self.store, &job.digest));
+                }
+            }
+        }
+        result
+    }
+
     /// Download `jobs` in parallel. With extraction on, the config comes
     /// first (its diff IDs name the layers), then the layers stream into
     /// the extractors as they arrive.
