@@ -13,4 +13,5 @@ mod lifecycle;
 mod mounts;
 mod namespaces;
 mod process;
+mod security;
 mod terminal;

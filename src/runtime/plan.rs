@@ -982,10 +982,7 @@ pub fn plan_process_spec(
         };
         (class << 13) | (p.priority() as libc::c_int & 0x1fff)
     });
-    let listen_fds = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(0);
+    let listen_fds = listen_fds();
     let mut env_strings = Vec::with_capacity(env.len() + 1);
     for e in &env {
         env_strings.push(cstr_of(e)?);
@@ -1014,6 +1011,24 @@ pub fn plan_process_spec(
         io_priority,
         seccomp: None,
     })
+}
+
+/// How many socket-activation descriptors (from 3 up, after --preserve-fds) berth was
+/// given: `LISTEN_FDS`, honoured only when `LISTEN_PID` names this process, as systemd's
+/// protocol (and runc) require. A LISTEN_FDS merely inherited from some ancestor's
+/// environment must not hand that ancestor's descriptors to a container.
+pub fn listen_fds() -> u32 {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::process::id());
+    if !for_us {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
 }
 
 /// Compiles linux.seccomp (before the clone: all allocation happens here). Names this
