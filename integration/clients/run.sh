@@ -37,7 +37,7 @@ PACKAGES=(containerd podman docker.io umoci skopeo busybox-static conmon util-li
 install_packages() {
     local missing=() p
     for p in "${PACKAGES[@]}"; do
-        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+        dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     [ -z "${CLIENTS_NO_APT:-}" ] || die "missing packages: ${missing[*]}"
@@ -47,16 +47,23 @@ install_packages() {
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
     fi
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    local rc=$?
+    local log rc=0
+    log=$(mktemp /tmp/berth-clients-apt.XXXXXX)
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 \
+        apt-get install -y -qq "${missing[@]}"; } >"$log" 2>&1 || rc=$?
     [ -n "$made_policy" ] && rm -f "$policy"
+    [ $rc -eq 0 ] || tail -20 "$log" >&2
+    rm -f "$log"
     [ $rc -eq 0 ] || die "apt-get install ${missing[*]} failed"
 }
 install_packages
 
 # --- the scratch area -----------------------------------------------------
 W=$(mktemp -d /tmp/berth-clients.XXXXXX)
-mount -t tmpfs -o mode=0755 tmpfs "$W" || die "cannot mount a tmpfs on $W"
+mount -t tmpfs -o mode=0755 tmpfs "$W" || {
+    rmdir "$W"
+    die "cannot mount a tmpfs on $W"
+}
 mkdir -p "$W/bin" "$W/logs"
 CALLS=$W/logs/berth-calls.log
 RESULTS=$W/logs/results
