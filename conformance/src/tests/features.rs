@@ -1,10 +1,10 @@
 //! features.md: the `features` operation's JSON document.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{t, Test};
-use crate::harness::Sandbox;
-use crate::outcome::{Context, TestResult};
+use crate::harness::{set_namespace, Sandbox};
+use crate::outcome::{skip, Context, TestResult};
 use crate::{check, fail};
 
 pub fn tests() -> Vec<Test> {
@@ -33,6 +33,22 @@ pub fn tests() -> Vec<Test> {
         t(
             "features.md: annotations maps strings to strings",
             annotations,
+        ),
+        t(
+            "features.md: ociVersionMin and ociVersionMax MUST be accepted as ociVersion",
+            versions_accepted,
+        ),
+        t(
+            "features-linux.md: every listed namespace MUST be recognized in config.json",
+            namespaces_recognized,
+        ),
+        t(
+            "features-linux.md: every listed capability MUST be recognized in config.json",
+            capabilities_recognized,
+        ),
+        t(
+            "features-linux.md: every listed seccomp action and operator (and x86 arch) MUST be recognized",
+            seccomp_recognized,
         ),
     ]
 }
@@ -197,6 +213,170 @@ fn annotations(sb: &mut Sandbox) -> TestResult {
             "annotation {key} is not a string: {value}"
         );
     }
+    Ok(())
+}
+
+/// The strings of an OPTIONAL list (absent or null: none).
+fn strings(doc: &Value) -> Vec<String> {
+    doc.as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// "ociVersionMin ... The runtime MUST accept this value as the ociVersion property of
+// config.json." (and the same for ociVersionMax)
+fn versions_accepted(sb: &mut Sandbox) -> TestResult {
+    let doc = features(sb)?;
+    for field in ["ociVersionMin", "ociVersionMax"] {
+        let Some(version) = doc[field].as_str() else {
+            fail!("features has no {field}");
+        };
+        sb.config["ociVersion"] = json!(version);
+        let report = sb.run_checker(&["print:ran"])?;
+        check!(
+            report.get("ran").is_ok(),
+            "ociVersion {version} ({field}): the program did not run"
+        );
+    }
+    Ok(())
+}
+
+// features-linux.md namespaces: "The runtime MUST recognize the elements in this array as the
+// type of linux.namespaces objects in config.json."
+fn namespaces_recognized(sb: &mut Sandbox) -> TestResult {
+    let listed = strings(&features(sb)?["linux"]["namespaces"]);
+    if listed.is_empty() {
+        return skip("the runtime lists no namespaces in features");
+    }
+    let base = sb.config.clone();
+    let mut refused = Vec::new();
+    for kind in &listed {
+        let file = match kind.as_str() {
+            "network" => "net",
+            "mount" => "mnt",
+            other => other,
+        };
+        if !sb.suite.has_namespace(file) {
+            continue; // recognized but not offered by this kernel: nothing to observe
+        }
+        sb.config = base.clone();
+        set_namespace(&mut sb.config, json!({"type": kind}));
+        if kind == "user" {
+            sb.config["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            sb.config["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        }
+        if let Err(why) = sb.run_checker(&["print:ran"]) {
+            refused.push(format!(
+                "{kind} ({})",
+                why.to_string().chars().take(160).collect::<String>()
+            ));
+        }
+    }
+    sb.config = base;
+    check!(
+        refused.is_empty(),
+        "listed namespaces refused: {}",
+        refused.join("; ")
+    );
+    Ok(())
+}
+
+/// The runner's own bounding set: capabilities that can actually be granted here.
+fn grantable_mask() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+// features-linux.md capabilities: "The runtime MUST recognize the elements in this array in the
+// process.capabilities object of config.json."
+fn capabilities_recognized(sb: &mut Sandbox) -> TestResult {
+    let listed = strings(&features(sb)?["linux"]["capabilities"]);
+    if listed.is_empty() {
+        return skip("the runtime lists no capabilities in features");
+    }
+    // Only those this host can grant: a missing one is a separate (SHOULD NOT fail) matter.
+    let mask = grantable_mask();
+    let names = super::config::CAP_NAMES;
+    let grantable: Vec<&String> = listed
+        .iter()
+        .filter(|c| {
+            names
+                .iter()
+                .position(|n| *n == c.trim_start_matches("CAP_"))
+                .is_some_and(|bit| mask & (1u64 << bit) != 0)
+        })
+        .collect();
+    sb.config["process"]["capabilities"] =
+        json!({"bounding": grantable, "effective": grantable, "permitted": grantable});
+    let report = sb.run_checker(&["print:ran"])?;
+    check!(report.get("ran").is_ok(), "the program did not run");
+    Ok(())
+}
+
+// features-linux.md seccomp: "actions ... operators ... archs: The runtime MUST recognize the
+// elements in this array" in linux.seccomp of config.json.
+fn seccomp_recognized(sb: &mut Sandbox) -> TestResult {
+    let doc = features(sb)?;
+    let seccomp = &doc["linux"]["seccomp"];
+    if seccomp["enabled"] == json!(false) || seccomp.is_null() {
+        return skip("the runtime reports no seccomp support in features");
+    }
+    // Rarely used system calls that neither runtimes nor the checker call before or after exec.
+    let mut spare = [
+        "acct",
+        "add_key",
+        "request_key",
+        "syslog",
+        "vhangup",
+        "quotactl",
+        "uselib",
+        "ustat",
+        "swapoff",
+        "kexec_load",
+    ]
+    .into_iter();
+    let mut rules = Vec::new();
+    for action in strings(&seccomp["actions"]) {
+        // NOTIFY needs a listener and is covered by its own test; ALLOW is the default action.
+        if action == "SCMP_ACT_NOTIFY" || action == "SCMP_ACT_ALLOW" {
+            continue;
+        }
+        let Some(name) = spare.next() else { break };
+        rules.push(json!({"names": [name], "action": action}));
+    }
+    for (i, op) in strings(&seccomp["operators"]).into_iter().enumerate() {
+        let value_two = if op == "SCMP_CMP_MASKED_EQ" {
+            json!(1)
+        } else {
+            json!(0)
+        };
+        rules.push(json!({"names": ["swapon"], "action": "SCMP_ACT_ERRNO",
+                          "args": [{"index": 0, "value": 12345 + i, "valueTwo": value_two, "op": op}]}));
+    }
+    // One filter cannot mix byte orders (libseccomp refuses), so only the x86 family is used.
+    let archs: Vec<String> = strings(&seccomp["archs"])
+        .into_iter()
+        .filter(|a| {
+            matches!(
+                a.as_str(),
+                "SCMP_ARCH_X86_64" | "SCMP_ARCH_X86" | "SCMP_ARCH_X32"
+            )
+        })
+        .collect();
+    sb.config["linux"]["seccomp"] =
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": archs, "syscalls": rules});
+    let report = sb.run_checker(&["print:ran"])?;
+    check!(report.get("ran").is_ok(), "the program did not run");
     Ok(())
 }
 
