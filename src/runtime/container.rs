@@ -64,6 +64,9 @@ pub struct Saved {
     /// The container's cgroups, as resolved and created at create time.
     #[serde(default)]
     pub cgroup: Option<berth_cgroups::Manager>,
+    /// `create --no-new-keyring`: exec'd processes do not join a `_ses.ID` keyring either.
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// The OCI state document (`berth state`, hooks' stdin, `list --format json`).

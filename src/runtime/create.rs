@@ -43,6 +43,7 @@ pub struct Created {
 pub fn create(opts: &CreateOptions) -> Result<Created> {
     exe_guard::ensure_protected()?;
     container::validate_id(&opts.id)?;
+    check_preserved_fds(opts.preserve_fds)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .ctx(|| format!("bundle {}", opts.bundle.display()))?;
     let spec = spec::load(&bundle)?;
@@ -80,6 +81,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         owner: owner_name(),
         config: spec,
         cgroup: None,
+        no_new_keyring: opts.no_new_keyring,
     };
     match spawn_init(&mut container, saved, cgroup, &plan, console, &join_fds, opts) {
         Ok((pid, pidfd, master)) => Ok(Created {
@@ -93,6 +95,28 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             Err(e)
         }
     }
+}
+
+/// Descriptors 3..3+N (N = --preserve-fds + $LISTEN_FDS) lose close-on-exec in the child:
+/// each must be one the caller passed. A gap would let a descriptor berth opens later (the
+/// container lock, a namespace fd) take that number and leak into the container, so this
+/// runs before berth opens anything.
+pub(crate) fn check_preserved_fds(preserve_fds: u32) -> Result<()> {
+    let listen_fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    let count = preserve_fds.saturating_add(listen_fds);
+    let last = RawFd::try_from(count).map_or(RawFd::MAX, |n| n.saturating_add(3));
+    for fd in 3..last {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Usage(format!(
+                "--preserve-fds {count}: descriptor {fd} is not open"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Resolves the container's cgroup (linux.cgroupsPath, runc's rules); creates nothing yet.
@@ -364,13 +388,7 @@ impl InitProcess {
     /// Receives one message and the descriptor attached to it, if any.
     fn recv_with_fd(&self, plan: &InitPlan) -> Result<((u32, u32, u32, i32), Option<OwnedFd>)> {
         let mut b = [0u8; 16];
-        let (n, fd) = loop {
-            match recv_msg(self.sock.as_raw_fd(), &mut b) {
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(_) => break (0, None),
-                Ok(r) => break r,
-            }
-        };
+        let (n, fd) = recv_msg(self.sock.as_raw_fd(), &mut b).unwrap_or((0, None));
         if n != 16 {
             return Err(Error::Init(
                 "the container init exited during setup without a report".into(),
@@ -432,7 +450,7 @@ impl InitProcess {
             let (m, fd) = self.recv_with_fd(plan)?;
             match (m.0, fd) {
                 (msg::CREATED, _) => return Ok(()),
-                (msg::SECCOMP_FD, Some(fd)) => send_notify_fd(saved, self.pid, &fd)?,
+                (msg::SECCOMP_FD, Some(fd)) => send_notify_fd(saved, self.pid, &fd, Status::Creating)?,
                 (kind, _) => {
                     return Err(Error::Init(format!(
                         "unexpected message {kind} from the container init"
@@ -453,8 +471,17 @@ impl InitProcess {
     }
 }
 
-/// `recvmsg` of one message with room for one SCM_RIGHTS descriptor.
-fn recv_msg(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
+/// `recvmsg` of one message with room for one SCM_RIGHTS descriptor (EINTR retried).
+pub(crate) fn recv_msg(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
+    loop {
+        match recv_msg_once(sock, buf) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn recv_msg_once(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -486,8 +513,9 @@ fn recv_msg(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<Owned
     }
 }
 
-/// Hands the seccomp notify fd to the agent at listenerPath (runtime spec, config-linux.md).
-fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd) -> Result<()> {
+/// Hands a seccomp notify fd to the agent at listenerPath (runtime spec, config-linux.md),
+/// with the container's state as of `status` and the pid of the process it filters.
+pub(crate) fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd, status: Status) -> Result<()> {
     let seccomp = saved
         .config
         .linux()
@@ -499,7 +527,7 @@ fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd) -> Result<()> {
             "linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into(),
         ));
     };
-    let state = serde_json::to_value(container::oci_state(saved, Status::Creating))
+    let state = serde_json::to_value(container::oci_state(saved, status))
         .map_err(|e| Error::State(format!("encoding state: {e}")))?;
     let json = berth_seccomp::process_state_json(seccomp.listener_metadata().as_deref(), pid, state);
     use std::os::fd::AsFd;

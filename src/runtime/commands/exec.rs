@@ -23,7 +23,7 @@ use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
 use super::pidfd::PidfdSocket;
 use super::supervise::{forwarded_signals, supervise};
 use crate::runtime::container::{self, Container, Saved, Status};
-use crate::runtime::create::receive_fd;
+use crate::runtime::create::{self, receive_fd};
 use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::init::{self, msg, ExecFds, Fail, Step};
 use crate::runtime::plan::{self, ExecPlan, ProcessPlan};
@@ -61,7 +61,7 @@ pub struct ExecOptions {
 /// Runs `berth exec`; returns the exit code to exit with (0 when detached).
 pub fn exec(opts: &ExecOptions) -> Result<i32> {
     exe_guard::ensure_protected()?;
-    check_preserved_fds(opts.preserve_fds)?;
+    create::check_preserved_fds(opts.preserve_fds)?;
     let container = Container::load(&opts.root, &opts.id)?;
     let paused = check_status(&container, opts.ignore_paused)? == Status::Paused;
     let saved = container.saved()?.clone();
@@ -102,7 +102,11 @@ fn exec_plan(saved: &Saved, opts: &ExecOptions) -> Result<ExecPlan> {
     Ok(ExecPlan {
         process: process_plan,
         join_flags: 0,
-        session_keyring: Some(plan::cstring(format!("_ses.{}", saved.id).as_bytes())?),
+        session_keyring: if saved.no_new_keyring {
+            None
+        } else {
+            Some(plan::cstring(format!("_ses.{}", saved.id).as_bytes())?)
+        },
     })
 }
 
@@ -128,29 +132,6 @@ fn started(spawned: Spawned, console: &ConsoleChannel) -> Result<(Child, Option<
             Err(e)
         }
     }
-}
-
-/// Descriptors 3..3+N (N = --preserve-fds + $LISTEN_FDS) lose close-on-exec in the child:
-/// each must be one the caller passed. A gap would let a descriptor berth opens later (the
-/// container lock, the init's root) take that number and leak into the container, so this
-/// runs before berth opens anything.
-fn check_preserved_fds(preserve_fds: u32) -> Result<()> {
-    let listen_fds = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(0);
-    let count = preserve_fds.saturating_add(listen_fds);
-    let last = RawFd::try_from(count).map_or(RawFd::MAX, |n| n.saturating_add(3));
-    for fd in 3..last {
-        // SAFETY: F_GETFD only reads the descriptor's flags.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::Usage(format!(
-                "--preserve-fds {}: descriptor {fd} is not open",
-                count
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// runc's rules: a stopped container takes no exec, a paused one only with --ignore-paused
@@ -732,7 +713,7 @@ fn write_oom_score_adj(pid: i32, config: &Spec) -> Result<()> {
 /// Waits until the child has closed its copy of the container lock (EXEC_READY).
 fn wait_ready(sock: &OwnedFd) -> Result<()> {
     let mut b = [0u8; 16];
-    let (n, _) = recv_with_fd(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
+    let (n, _) = create::recv_msg(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
     if n != 16 || msg::decode(&b).0 != msg::EXEC_READY {
         return Err(Error::State("the exec'd process died before exec".into()));
     }
@@ -766,7 +747,7 @@ fn wait_exec(sock: &OwnedFd, plan: &ExecPlan, saved: &Saved, pid: i32) -> Result
     loop {
         let mut b = [0u8; 16];
         let (n, fd) =
-            recv_with_fd(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
+            create::recv_msg(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
         if n == 0 {
             return Ok(());
         }
@@ -775,7 +756,7 @@ fn wait_exec(sock: &OwnedFd, plan: &ExecPlan, saved: &Saved, pid: i32) -> Result
         }
         let (kind, step, index, errno) = msg::decode(&b);
         match (kind, fd) {
-            (msg::SECCOMP_FD, Some(fd)) => send_notify_fd(saved, pid, &fd)?,
+            (msg::SECCOMP_FD, Some(fd)) => create::send_notify_fd(saved, pid, &fd, Status::Running)?,
             (msg::ERROR, _) => {
                 let fail = Fail {
                     step: Step::from_u32(step).unwrap_or(Step::Sync),
@@ -791,68 +772,6 @@ fn wait_exec(sock: &OwnedFd, plan: &ExecPlan, saved: &Saved, pid: i32) -> Result
             }
         }
     }
-}
-
-/// One SEQPACKET message into `buf`, with the descriptor it carries (SCM_RIGHTS), if any.
-fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
-    use std::os::fd::FromRawFd;
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr is plain old data; its pointers stay valid for the call.
-    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
-    m.msg_iov = &mut iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control.as_mut_ptr().cast();
-    m.msg_controllen = std::mem::size_of_val(&control);
-    loop {
-        // SAFETY: recvmsg into the buffers above.
-        let n = unsafe { libc::recvmsg(sock, &mut m, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(err);
-        }
-        // SAFETY: the CMSG macros walk our own control buffer, filled by the kernel.
-        let fd = unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&m);
-            if !cmsg.is_null()
-                && (*cmsg).cmsg_level == libc::SOL_SOCKET
-                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-            {
-                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
-                Some(OwnedFd::from_raw_fd(raw))
-            } else {
-                None
-            }
-        };
-        return Ok((n as usize, fd));
-    }
-}
-
-/// Hands the exec'd process's seccomp notify fd to the agent, with the state of the
-/// container and the pid of the process.
-fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd) -> Result<()> {
-    use std::os::fd::AsFd;
-    let seccomp = saved
-        .config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().clone())
-        .unwrap_or_default();
-    let path = seccomp.listener_path().clone().ok_or_else(|| {
-        Error::Config("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into())
-    })?;
-    let state = serde_json::to_value(container::oci_state(saved, Status::Running))
-        .map_err(|e| Error::State(format!("encoding state: {e}")))?;
-    let json =
-        berth_seccomp::process_state_json(seccomp.listener_metadata().as_deref(), pid, state);
-    berth_seccomp::send_to_listener(&path, fd.as_fd(), &json)
-        .map_err(|e| Error::State(format!("seccomp listener: {e}")))
 }
 
 /// The child's (step, index, errno) as a sentence.
