@@ -16,7 +16,7 @@ release:
 
 # Packages the tests and the demo need (Debian 12).
 deps:
-	@missing=""; for p in busybox-static runc umoci skopeo; do \
+	@missing=""; for p in busybox-static runc umoci skopeo docker-registry podman openssl apache2-utils curl; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 
@@ -32,7 +32,7 @@ demo: release
 	cd $(DEMO) && $(RUNTIME) --root $(DEMO)/state run demo-$$$$
 
 # Every test: unit tests of every package, then real containers as root.
-test: deps build test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm
+test: deps build test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm test-clients
 
 test-unit:
 	$(CARGO) test --workspace --lib --bins
@@ -43,6 +43,7 @@ test-integration:
 test-bale:
 	$(CARGO) test -p bale
 	integration/bale/roundtrip.sh target/debug/bale
+	integration/bale/registry.sh target/debug/bale
 
 test-cgroups:
 	$(CARGO) test -p berth-cgroups
@@ -56,8 +57,9 @@ test-cgroups-vm:
 conformance:
 	@echo "conformance suite: not written yet (issue 6)"; exit 1
 
-test-clients:
-	@echo "client suite: not written yet (issue 7)"; exit 1
+# containerd (ctr), podman and docker from Debian, each driving berth end to end.
+test-clients: build
+	integration/clients/run.sh $(CURDIR)/target/debug/berth
 
 # Speed and memory against runc and crun (and bale against umoci/skopeo), one run.
 bench:
