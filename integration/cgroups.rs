@@ -705,18 +705,47 @@ fn denied_device_cannot_be_opened_allowed_one_can() {
 /// A process exceeding the memory limit is OOM-killed, and `events` reports an oom event.
 #[test]
 fn oom_kill_is_reported_by_events() {
+    oom_scenario(
+        "cgoom",
+        "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo $? > /tmp/dd; exec sleep 1000",
+        |sb, _| {
+            assert_eq!(
+                sb.wait_rootfs_file("/tmp/dd").trim(),
+                "137",
+                "dd was SIGKILLed"
+            )
+        },
+    );
+}
+
+/// When the OOM killer takes the init itself the container stops, and `events` still reports
+/// the kill before it ends.
+#[test]
+fn oom_kill_of_the_init_is_reported_before_events_ends() {
+    oom_scenario(
+        "cgoominit",
+        "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+        |sb, id| sb.wait_status(id, "stopped"),
+    );
+}
+
+/// A container limited to 32 MiB (no swap) waits for /tmp/go, then runs `hog`; `events` runs
+/// from before the release; `killed` waits for the kill's visible effect.
+fn oom_scenario(tag: &str, hog: &str, killed: impl FnOnce(&Sandbox, &str)) {
     let Some(home) = home_or_skip("memory") else {
         return;
     };
-    let mut sb = Sandbox::new("cgoom");
+    let mut sb = Sandbox::new(tag);
     // memory+swap equal to memory: no swap to escape into.
     sb.config["linux"]["resources"]["memory"] = json!({"limit": 32 * MIB, "swap": 32 * MIB});
-    sb.set_script(
-        "while [ ! -e /tmp/go ]; do sleep 0.1; done; \
-         dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo $? > /tmp/dd; exec sleep 1000",
-    );
-    let id = sb.new_id("cgoom");
+    sb.set_script(&format!(
+        "while [ ! -e /tmp/go ]; do sleep 0.1; done; {hog}"
+    ));
+    let id = sb.new_id(tag);
     sb.create(&id, &[]).ok();
+    let pid = sb.pid(&id);
+    let dirs = all_dirs_of(pid);
+    let memory_dir = home.dir_of(pid);
     sb.rt(&["start", &id]).ok();
     let events_path = sb.dir.join("events.out");
     let events_file = fs::File::create(&events_path).expect("create events file");
@@ -731,11 +760,7 @@ fn oom_kill_is_reported_by_events() {
         fs::read_to_string(&events_path).is_ok_and(|t| t.contains("\"stats\""))
     });
     fs::write(sb.rootfs.join("tmp/go"), "").expect("release the memory hog");
-    assert_eq!(
-        sb.wait_rootfs_file("/tmp/dd").trim(),
-        "137",
-        "dd was SIGKILLed"
-    );
+    killed(&sb, &id);
     wait_until("an oom event", SETTLE_TIMEOUT, || {
         fs::read_to_string(&events_path).is_ok_and(|t| t.contains("\"oom\""))
     });
@@ -746,11 +771,10 @@ fn oom_kill_is_reported_by_events() {
         .find(|v| v["type"] == "oom")
         .expect("an oom event line");
     assert_eq!(oom["id"], json!(id));
-    let dir = home.dir_of(sb.pid(&id));
     let counter = if home.v2 {
-        read_trimmed(&dir.join("memory.events"))
+        read_trimmed(&memory_dir.join("memory.events"))
     } else {
-        read_trimmed(&dir.join("memory.oom_control"))
+        read_trimmed(&memory_dir.join("memory.oom_control"))
     };
     assert!(
         counter
@@ -758,9 +782,8 @@ fn oom_kill_is_reported_by_events() {
             .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"),
         "the kernel's oom_kill counter: {counter}"
     );
-    let dirs = all_dirs_of(sb.pid(&id));
     sb.rt(&["delete", "--force", &id]).ok();
-    // events ends by itself once the container is gone.
+    // events ends by itself once the container is stopped or gone.
     let out = events.wait();
     assert!(
         out.success(),

@@ -5,6 +5,9 @@
 # exits with the guest's exit code.
 #
 #   integration/cgroups-vm/run.sh            # the berth-cgroups root tests
+#   integration/cgroups-vm/run.sh --integration [ARGS...]
+#                                            # berth's container-level cgroup tests
+#                                            # (default ARGS: cgroups:: --test-threads=2)
 #   integration/cgroups-vm/run.sh BINARY [ARGS...]
 #
 # The kernel is a Debian linux-image package fetched with `apt-get download`
@@ -135,25 +138,67 @@ build_initramfs() {
     initrd_dir=""
 }
 
-# The compiled berth-cgroups root test binary.
-default_test_binary() {
-    (cd "$repo" && cargo test -p berth-cgroups --test cgroups --no-run --message-format=json 2>/dev/null) |
-        grep '"reason":"compiler-artifact"' | grep '"name":"cgroups"' | grep -o '"executable":"[^"]*"' |
-        tail -n1 | cut -d'"' -f4
+# Builds `cargo test -p PKG --test TEST` and prints the path of the executable named NAME
+# among the artifacts (the test itself, or a binary of the package it needs).
+built_executable() {
+    local pkg=$1 test=$2 name=$3
+    (cd "$repo" && cargo test -p "$pkg" --test "$test" --no-run --message-format=json 2>/dev/null) |
+        grep '"reason":"compiler-artifact"' | grep "\"name\":\"$name\"" |
+        grep -o '"executable":"[^"]*"' | tail -n1 | cut -d'"' -f4
+}
+
+# Copies an executable into the share's bin/, without its debug info when `strip` is there:
+# the guest copies bin/ to a tmpfs before running anything (see guest-stage2.sh), and under
+# TCG every megabyte counts.
+stage_binary() {
+    local from=$1 to=$2
+    if command -v strip >/dev/null; then
+        strip --strip-all -o "$to" "$from" || die "strip $from failed"
+    else
+        cp "$from" "$to" || die "copy $from failed"
+    fi
+}
+
+# Stages berth's integration test binary and the berth binary it runs (BERTH_RUNTIME). The
+# harness finds busybox at /bin/busybox, which the guest has from the host's /usr.
+stage_integration() {
+    local share=$1 tests berth
+    tests=$(built_executable berth integration integration)
+    [ -n "$tests" ] || die "could not build berth's integration test binary"
+    berth=$(built_executable berth integration berth)
+    [ -x "$berth" ] || die "could not build the berth binary"
+    [ -x /bin/busybox ] || apt_install busybox-static
+    stage_binary "$tests" "$share/bin/test-binary"
+    stage_binary "$berth" "$share/bin/berth"
+    # Where guest-stage2.sh puts bin/: berth must not run from 9p (its CVE-2019-5736 guard
+    # would copy the whole binary into a memfd on every call).
+    echo "BERTH_RUNTIME=/run/bin/berth" >>"$share/env"
 }
 
 main() {
     ensure_host_tools
     mkdir -p "$cache"
-    local binary
-    if [ $# -gt 0 ]; then
-        binary=$1
+    # The read-write share: test binary, its arguments and environment, results.
+    share=$(mktemp -d "$cache/share.XXXXXX")
+    trap 'rm -rf "$share"' EXIT
+    mkdir -p "$share/results" "$share/bin"
+    : >"$share/env"
+    if [ "${1:-}" = "--integration" ]; then
         shift
+        stage_integration "$share"
+        [ $# -gt 0 ] || set -- cgroups:: --test-threads=2
     else
-        binary=$(default_test_binary)
-        [ -n "$binary" ] || die "could not build the berth-cgroups test binary"
+        local binary
+        if [ $# -gt 0 ]; then
+            binary=$1
+            shift
+        else
+            binary=$(built_executable berth-cgroups cgroups cgroups)
+            [ -n "$binary" ] || die "could not build the berth-cgroups test binary"
+        fi
+        [ -x "$binary" ] || die "test binary $binary is not executable"
+        stage_binary "$binary" "$share/bin/test-binary"
     fi
-    [ -x "$binary" ] || die "test binary $binary is not executable"
 
     local pkg kdir kernel initrd
     pkg=$(kernel_package)
@@ -166,11 +211,6 @@ main() {
         build_initramfs "$kdir" "$initrd"
     fi
 
-    # The read-write share: test binary, its arguments, results.
-    share=$(mktemp -d "$cache/share.XXXXXX")
-    trap 'rm -rf "$share"' EXIT
-    mkdir -p "$share/results"
-    cp "$binary" "$share/test-binary"
     cp "$here/guest-stage2.sh" "$share/stage2.sh"
     printf '%s\n' "$@" >"$share/args"
 

@@ -179,6 +179,11 @@ pub fn events(root: &Path, id: &str, interval: Duration, mut emit: impl FnMut(se
                 0
             }
         };
+        // Before the status check: an OOM kill of the init itself stops the container, and
+        // that kill must still be reported.
+        for _ in 0..ooms {
+            emit(serde_json::json!({"type": "oom", "id": id}));
+        }
         let container = match Container::load(root, id) {
             Ok(c) => c,
             Err(Error::NotFound(_)) => return Ok(()),
@@ -186,9 +191,6 @@ pub fn events(root: &Path, id: &str, interval: Duration, mut emit: impl FnMut(se
         };
         if container.status()? == Status::Stopped {
             return Ok(());
-        }
-        for _ in 0..ooms {
-            emit(serde_json::json!({"type": "oom", "id": id}));
         }
         if let Ok(stats) = manager.stats() {
             emit(serde_json::json!({"type": "stats", "id": id, "data": stats}));
