@@ -53,6 +53,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     validate_process(spec)?;
     validate_mounts(spec)?;
     validate_namespaces(spec)?;
+    validate_devices(spec)?;
     validate_hooks(spec)?;
     reject_unsupported(spec)
 }
@@ -79,6 +80,40 @@ fn validate_process(spec: &Spec) -> Result<()> {
             )));
         }
     }
+    validate_limits(process)
+}
+
+/// Values the kernel would refuse once the namespaces exist: refused here instead.
+fn validate_limits(process: &oci_spec::runtime::Process) -> Result<()> {
+    for r in process.rlimits().as_deref().unwrap_or_default() {
+        if r.soft() > r.hard() {
+            // The name as written in config.json (RLIMIT_NOFILE).
+            let name = serde_json::to_value(r.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_else(|| format!("{:?}", r.typ()));
+            return Err(Error::Config(format!(
+                "process.rlimits {name}: soft limit {} is above the hard limit {}",
+                r.soft(),
+                r.hard()
+            )));
+        }
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(Error::Config(format!(
+                "process.oomScoreAdj {adj} is outside -1000..1000"
+            )));
+        }
+    }
+    if let Some(prio) = process.io_priority() {
+        if !(0..=7).contains(&prio.priority()) {
+            return Err(Error::Config(format!(
+                "process.ioPriority.priority {} is outside 0..7",
+                prio.priority()
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -88,6 +123,28 @@ fn validate_mounts(spec: &Spec) -> Result<()> {
             return Err(Error::Config(format!(
                 "mount destination {} must be an absolute path",
                 m.destination().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// linux.devices: absolute paths under /dev that cannot climb out of it.
+fn validate_devices(spec: &Spec) -> Result<()> {
+    let devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default();
+    for d in devices {
+        let path = d.path();
+        let climbs = path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+        if !path.is_absolute() || !path.starts_with("/dev") || climbs {
+            return Err(Error::Config(format!(
+                "linux.devices {}: must be an absolute path under /dev without \"..\"",
+                path.display()
             )));
         }
     }
