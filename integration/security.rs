@@ -370,6 +370,46 @@ fn proc_self_exe_entrypoint_via_run_and_exec_cannot_overwrite_the_runtime() {
     copy.assert_unchanged();
 }
 
+/// berth's fallback where the mount API is refused (a caller without CAP_SYS_ADMIN): it
+/// re-executes from a sealed memfd copy. Checked through its debug log: the re-executed
+/// berth says how its binary is protected before it fails for want of privilege.
+#[test]
+fn unprivileged_caller_runs_from_a_sealed_memfd() {
+    if crate::harness::runtime_is_runc() {
+        return; // berth's own mechanism; runc always uses a memfd.
+    }
+    let sb = Sandbox::new("sec-memfd");
+    let logs = sb.scratch("logs");
+    set_mode(&logs, 0o777);
+    let log = logs.join("log");
+    sb.save_config();
+    let out = Cmd::new("/usr/bin/setpriv", &sb.dir.join("out"))
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(runtime_path())
+        .args(["--debug", "--log"])
+        .arg(&log)
+        .arg("--root")
+        .arg(logs.join("state"))
+        .args(["create", "--bundle"])
+        .arg(&sb.bundle)
+        .arg("unprivileged")
+        .output();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("protected by SealedMemfd"),
+        "no sealed memfd re-exec: {text}\n{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("sealed copy"), "{}", out.stderr);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Leaked descriptors and cwd (CVE-2024-21626)
 // ---------------------------------------------------------------------------------------------

@@ -51,8 +51,11 @@ pub fn ensure_protected() -> Result<()> {
     if std::env::var_os(REEXEC_MARKER).is_some() {
         // The environment is not shared with other threads yet (none exist).
         std::env::remove_var(REEXEC_MARKER);
-        if current_protection()? == Protection::None {
-            log::warn("berth's binary could not be protected against CVE-2019-5736");
+        match current_protection()? {
+            Protection::None => {
+                log::warn("berth's binary could not be protected against CVE-2019-5736")
+            }
+            how => log::debug(&format!("berth runs from its binary protected by {how:?}")),
         }
         return Ok(());
     }
