@@ -7,7 +7,7 @@
 #   integration/cgroups-vm/run.sh            # the berth-cgroups root tests
 #   integration/cgroups-vm/run.sh --integration [ARGS...]
 #                                            # berth's container-level cgroup tests
-#                                            # (default ARGS: cgroups:: --test-threads=2)
+#                                            # (default: the focused set below)
 #   integration/cgroups-vm/run.sh BINARY [ARGS...]
 #
 # The kernel is a Debian linux-image package fetched with `apt-get download`
@@ -147,6 +147,24 @@ built_executable() {
         grep -o '"executable":"[^"]*"' | tail -n1 | cut -d'"' -f4
 }
 
+# The container-level tests run in the VM by default: one per resource family and command,
+# about 2 minutes under TCG. `--integration cgroups:: --test-threads=2` runs them all.
+focused_integration_tests=(
+    cgroups::memory_limits_read_back
+    cgroups::cpu_limits_read_back
+    cgroups::pids_limit_caps_a_fork_bomb
+    cgroups::unified_keys_follow_the_layout
+    cgroups::v1_only_resource_is_refused_on_v2
+    cgroups::denied_device_cannot_be_opened_allowed_one_can
+    cgroups::oom_kill_is_reported_by_events
+    cgroups::oom_kill_of_the_init_is_reported_before_events_ends
+    cgroups::pause_stops_a_busy_loop_and_resume_restarts_it
+    cgroups::update_flags_change_live_limits
+    cgroups::update_resources_json_in_every_form
+    cgroups::exec_into_a_busy_v2_leaf_uses_a_sub_cgroup
+    cgroups::delete_leaves_no_cgroup_directory
+)
+
 # Copies an executable into the share's bin/, without its debug info when `strip` is there:
 # the guest copies bin/ to a tmpfs before running anything (see guest-stage2.sh), and under
 # TCG every megabyte counts.
@@ -186,7 +204,7 @@ main() {
     if [ "${1:-}" = "--integration" ]; then
         shift
         stage_integration "$share"
-        [ $# -gt 0 ] || set -- cgroups:: --test-threads=2
+        [ $# -gt 0 ] || set -- "${focused_integration_tests[@]}" --exact --test-threads=2
     else
         local binary
         if [ $# -gt 0 ]; then
