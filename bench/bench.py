@@ -103,7 +103,7 @@ class Settings:
             runs=env_int("BENCH_RUNS", 30), warmup=env_int("BENCH_WARMUP", 3, minimum=0),
             batch_runs=env_int("BENCH_BATCH_RUNS", 5), root_size=env_int("BENCH_ROOT_SIZE", 1000),
             image_mb=env_int("BENCH_IMAGE_MB", 300), image_layers=env_int("BENCH_IMAGE_LAYERS", 10),
-            image_runs=env_int("BENCH_IMAGE_RUNS", 3), image_warmup=env_int("BENCH_IMAGE_WARMUP", 1, minimum=0),
+            image_runs=env_int("BENCH_IMAGE_RUNS", 3), image_warmup=env_int("BENCH_IMAGE_WARMUP", 0, minimum=0),
         )
 
 

@@ -74,11 +74,14 @@ class Row:
 
 
 def _number(value: float) -> str:
+    """Three significant digits, more for large values."""
     if value >= 100:
         return f"{value:.0f}"
     if value >= 10:
         return f"{value:.1f}"
-    return f"{value:.2f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
 
 
 def _cell(row: Row, name: str, footnotes: list[str]) -> str:
@@ -95,7 +98,9 @@ def _cell(row: Row, name: str, footnotes: list[str]) -> str:
 
 def _ratio_cell(row: Row, name: str, reference: str) -> str:
     ratio = row.ratio(name, reference)
-    return "–" if ratio is None else f"{ratio:.2f}×"
+    if ratio is None:
+        return "–"
+    return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}×"
 
 
 def _target_cells(row: Row) -> list[str]:

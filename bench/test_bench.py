@@ -123,7 +123,8 @@ class ReportTests(unittest.TestCase):
         row.fill({"bale": [1e8], "umoci": [4e9]}, {})
         line = pair_table([row], "bale").splitlines()[2]
         self.assertIn("umoci 4.00", line)
-        self.assertIn("0.03×", line)
+        self.assertIn("| 0.1 |", line)
+        self.assertIn("0.025×", line)
 
     def test_json_is_written_whole(self) -> None:
         with tempfile.TemporaryDirectory() as d:
