@@ -12,10 +12,12 @@
 //! - /proc writes (sysctls) into something that is not procfs.
 //! - Privileges of exec'd processes.
 //!
-//! Against runc 1.1.5 (Debian, BERTH_RUNTIME=/usr/sbin/runc) every test passes except two,
+//! Against runc 1.1.5 (Debian, BERTH_RUNTIME=/usr/sbin/runc) every test passes except these,
 //! marked with `runc_diverges`: `masking_refuses_a_dev_null_that_is_not_the_null_device` (runc
-//! binds a fake /dev/null over masked paths: CVE-2025-31133, fixed in runc 1.2.8) and
-//! `only_stdio_preserved_and_listen_fds_reach_an_exec` (runc's exec ignores LISTEN_FDS).
+//! binds a fake /dev/null over masked paths: CVE-2025-31133, fixed in runc 1.2.8),
+//! `only_stdio_preserved_and_listen_fds_reach_an_exec` (runc's exec ignores LISTEN_FDS), and
+//! the LSM tests (runc 1.1.5 reports AppArmor from its build, fails an AppArmor profile on a
+//! host without AppArmor, and ignores SELinux labels on a host without SELinux).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -799,5 +801,89 @@ fn exec_gets_no_privilege_beyond_the_config() {
         } else {
             assert_eq!(effective & !mask("effective"), 0, "effective ({user})");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. LSMs: applied where the host runs them, never silently where it does not
+// ---------------------------------------------------------------------------------------------
+
+fn host_runs_apparmor() -> bool {
+    fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+}
+
+fn host_runs_selinux() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+#[test]
+fn features_report_the_hosts_lsms() {
+    runc_diverges(
+        "runc 1.1.5 reports AppArmor as enabled when compiled in",
+        features_lsms,
+    );
+}
+
+fn features_lsms() {
+    let sb = Sandbox::new("sec-features");
+    let out = sb.bare_cmd().arg("features").output().ok();
+    let features: Value = serde_json::from_str(&out.stdout).expect("features is JSON");
+    assert_eq!(
+        features["linux"]["apparmor"]["enabled"],
+        json!(host_runs_apparmor())
+    );
+    assert_eq!(
+        features["linux"]["selinux"]["enabled"],
+        json!(host_runs_selinux())
+    );
+}
+
+/// An AppArmor profile is applied (a profile the host does not have fails the start
+/// cleanly) or, on a host without AppArmor, ignored (what the issue asks, and newer runc).
+#[test]
+fn apparmor_profile_is_applied_or_ignored_like_runc() {
+    runc_diverges(
+        "runc 1.1.5 writes the profile even without AppArmor, and fails with EINVAL",
+        apparmor_profile,
+    );
+}
+
+fn apparmor_profile() {
+    let mut sb = Sandbox::new("sec-apparmor");
+    sb.config["process"]["apparmorProfile"] = json!("berth-test-no-such-profile");
+    sb.set_script("echo ran");
+    let id = sb.new_id("apparmor");
+    let out = sb.run(&id, &[]);
+    if host_runs_apparmor() {
+        out.one_line_error(&[]);
+        sb.assert_nothing_left(&id);
+    } else {
+        assert_eq!(out.ok().stdout, "ran\n");
+    }
+}
+
+/// SELinux labels on a host without SELinux: a clear error naming the field, before
+/// anything is made.
+#[test]
+fn selinux_labels_without_selinux_are_a_clear_error() {
+    if host_runs_selinux() {
+        return; // The host applies them; nothing to refuse.
+    }
+    runc_diverges(
+        "runc 1.1.5 ignores SELinux labels on a host without SELinux",
+        selinux_refusals,
+    );
+}
+
+fn selinux_refusals() {
+    let label = "system_u:system_r:container_t:s0:c1,c2";
+    for (field, needle) in [("process", "selinuxLabel"), ("linux", "mountLabel")] {
+        let mut sb = Sandbox::new("sec-selinux");
+        sb.config[field][needle] = json!(label);
+        sb.set_script("echo ran");
+        let id = sb.new_id("selinux");
+        let out = sb.run(&id, &[]);
+        out.one_line_error(&[needle, "selinux"]);
+        sb.assert_nothing_left(&id);
     }
 }

@@ -59,11 +59,12 @@ pub enum Step {
     Exec,
     Keyring,
     Seccomp,
+    Lsm,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
-        const ALL: [Step; 45] = [
+        const ALL: [Step; 46] = [
             Step::SetNs, Step::Unshare, Step::Fork, Step::BecomeRoot, Step::TimeOffsets,
             Step::Hostname, Step::Domainname, Step::RootPropagation, Step::RootBind,
             Step::MountDest, Step::MountSource, Step::Mount, Step::MountOption, Step::MountAttr,
@@ -73,6 +74,7 @@ impl Step {
             Step::Mask, Step::RootReadonly, Step::Rlimit, Step::Personality, Step::IoPriority,
             Step::Cwd, Step::CwdEscape, Step::Umask, Step::Groups, Step::SetUser, Step::Caps,
             Step::NoNewPrivs, Step::ExecLookup, Step::Sync, Step::Exec, Step::Keyring, Step::Seccomp,
+            Step::Lsm,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -545,6 +547,9 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
     }
     change_dir(p)?;
     let exec_index = find_executable(p)?;
+    for (i, label) in p.exec_labels.iter().enumerate() {
+        write_exec_label(label).map_err(os(Step::Lsm, i))?;
+    }
     let mut notify_fd = None;
     if load_seccomp_early(p) {
         if let Some(filter) = &p.seccomp {
@@ -561,6 +566,22 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
         }
     }
     Ok((exec_index, notify_fd))
+}
+
+/// Writes an AppArmor profile or SELinux label for the next execve into our own
+/// `attr/exec`, through a descriptor checked to be on procfs (a container could have
+/// mounted something else over /proc).
+fn write_exec_label(label: &super::lsm::ExecLabel) -> io::Result<()> {
+    for file in label.files {
+        let fd = match sys::openat2(libc::AT_FDCWD, file, libc::O_WRONLY, 0, sys::RESOLVE_NO_MAGICLINKS) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        rootfs::check_procfs(fd.as_raw_fd())?;
+        return sys::write_all(fd.as_raw_fd(), label.value.to_bytes());
+    }
+    Err(io::Error::from_raw_os_error(libc::ENOENT))
 }
 
 /// chdir to process.cwd, then check the kernel still sees it inside our root (a cwd that
@@ -909,11 +930,11 @@ mod tests {
 
     #[test]
     fn every_step_decodes() {
-        for v in 1..=45 {
+        for v in 1..=46 {
             let step = Step::from_u32(v).expect("step");
             assert_eq!(step as u32, v);
         }
         assert!(Step::from_u32(0).is_none());
-        assert!(Step::from_u32(46).is_none());
+        assert!(Step::from_u32(47).is_none());
     }
 }

@@ -8,6 +8,7 @@ pub mod exe_guard;
 pub mod hooks;
 pub mod init;
 pub mod log;
+pub mod lsm;
 pub mod plan;
 pub mod rootfs;
 pub mod signal;

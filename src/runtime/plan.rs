@@ -181,6 +181,8 @@ pub struct ProcessPlan {
     pub io_priority: Option<libc::c_int>,
     /// The compiled linux.seccomp filter, loaded as late as the process allows.
     pub seccomp: Option<berth_seccomp::Filter>,
+    /// AppArmor profile / SELinux label taken at execve (only those the host applies).
+    pub exec_labels: Vec<super::lsm::ExecLabel>,
 }
 
 /// A namespace joined by path: the fd is opened by the parent before the clone.
@@ -315,6 +317,11 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
     let mut mounts = Vec::new();
     for m in &mounts_spec {
         plan_mount(m, &namespaces, opts.cgroup_dirs, &mut mounts)?;
+    }
+    if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+        if super::lsm::selinux_enabled() {
+            apply_mount_label(&mut mounts, label)?;
+        }
     }
     let dev_bound_from_host = mounts_spec.iter().any(|m| {
         m.destination() == Path::new("/dev") && is_bind(m)
@@ -601,6 +608,19 @@ fn plan_mount(
         options: fs_options,
     };
     out.push(step);
+    Ok(())
+}
+
+/// linux.mountLabel: the SELinux context of the filesystems berth makes that take one
+/// (tmpfs, devpts, mqueue), as runc labels them.
+fn apply_mount_label(mounts: &mut [MountStep], label: &str) -> Result<()> {
+    for step in mounts {
+        if let MountSource::New { fstype, options, .. } = &mut step.source {
+            if matches!(fstype.to_bytes(), b"tmpfs" | b"devpts" | b"mqueue") {
+                options.push((cstr_of("context")?, Some(cstr_of(label)?)));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -1010,6 +1030,7 @@ pub fn plan_process_spec(
         personality,
         io_priority,
         seccomp: None,
+        exec_labels: super::lsm::exec_labels(process)?,
     })
 }
 

@@ -249,16 +249,13 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         })
     };
     if let Some(process) = spec.process() {
-        if process.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) {
+        // An AppArmor profile is applied, or ignored on a host without AppArmor (as runc).
+        if process.selinux_label().as_deref().is_some_and(|l| !l.is_empty())
+            && !super::lsm::selinux_enabled()
+        {
             return unsupported(
                 "process.selinuxLabel",
                 "SELinux is not enabled on this host",
-            );
-        }
-        if process.apparmor_profile().as_deref().is_some_and(|p| !p.is_empty()) && apparmor_enabled() {
-            return unsupported(
-                "process.apparmorProfile",
-                "AppArmor profiles are not applied yet",
             );
         }
         if process.scheduler().is_some() {
@@ -269,7 +266,9 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         }
     }
     if let Some(linux) = spec.linux() {
-        if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
+        if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty())
+            && !super::lsm::selinux_enabled()
+        {
             return unsupported("linux.mountLabel", "SELinux is not enabled on this host");
         }
         if linux.intel_rdt().is_some() {
@@ -283,12 +282,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether the host runs AppArmor (without it, runc ignores apparmorProfile, and so do we).
-fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.trim() == "Y")
 }
 
 /// The default configuration `berth spec` writes: a busybox-friendly container with the
