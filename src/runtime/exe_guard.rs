@@ -112,6 +112,12 @@ pub fn set_dumpable(dumpable: bool) {
     };
 }
 
+/// PR_GET_DUMPABLE: whether this process is dumpable now.
+pub fn dumpable() -> bool {
+    // SAFETY: plain prctl; returns 0, 1 or 2 (2: dumpable by root only).
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 }
+}
+
 /// A detached, read-only bind mount whose root is berth's own binary.
 fn read_only_mount_of_self() -> io::Result<OwnedFd> {
     let exe = sys::openat2(libc::AT_FDCWD, c"/proc/self/exe", libc::O_PATH, 0, 0)?;

@@ -630,6 +630,7 @@ fn spawn(
     let into = if paused { None } else { targets.clone_into() };
     // The child is born in the container's pid namespace: born not dumpable, its
     // /proc/PID/exe (berth) and /proc/PID/fd are never reachable from the container.
+    let was_dumpable = exe_guard::dumpable();
     exe_guard::set_dumpable(false);
     let forked = match sys::clone3_fork(0, into.as_ref().map(|f| f.as_raw_fd())) {
         // A v2 leaf with controllers in its subtree refuses processes: add_process knows
@@ -640,7 +641,7 @@ fn spawn(
         other => other,
     };
     if !matches!(forked, Ok(sys::Forked::Child)) {
-        exe_guard::set_dumpable(true);
+        exe_guard::set_dumpable(was_dumpable);
     }
     let (pid, pidfd) = match forked.ctx(|| "clone3 of the exec'd process")? {
         sys::Forked::Child => init::run_exec(&plan, &fds),
