@@ -541,10 +541,19 @@ fn blkio_limits_read_back() {
     let started = start_with("cgblkio", resources, &probes, "exec sleep 1000");
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     assert_probes(&started, &probes, &expected);
-    // The weight: BFQ's file takes the blkio value as is; io.weight gets the converted one,
-    // 1 + (300-10)*9999/990 = 2930. Which file exists depends on the kernel's schedulers.
     let dir = home.dir_of(started.pid);
-    let candidates: &[(&str, &str)] = if home.v2 {
+    let (file, want) = weight_300_file(&home, &dir);
+    let host = read_trimmed(&dir.join(file));
+    assert_eq!(host.lines().next(), Some(want), "{file} from the host");
+    assert_eq!(started.exec_read(&home, file), host, "{file} from inside");
+    started.delete_and_check();
+}
+
+/// The file a blkio weight of 300 lands in and its first line. BFQ's file takes the blkio value
+/// as is; io.weight gets the converted one, 1 + (300-10)*9999/990 = 2930. Which file exists
+/// depends on the kernel's I/O schedulers.
+fn weight_300_file(home: &Hierarchy, dir: &Path) -> (&'static str, &'static str) {
+    let candidates: &[(&'static str, &'static str)] = if home.v2 {
         &[
             ("io.bfq.weight", "default 300"),
             ("io.weight", "default 2930"),
@@ -552,14 +561,10 @@ fn blkio_limits_read_back() {
     } else {
         &[("blkio.bfq.weight", "300"), ("blkio.weight", "300")]
     };
-    let (file, want) = candidates
+    *candidates
         .iter()
         .find(|(f, _)| dir.join(f).exists())
-        .expect("a weight file (berth accepted the weight, so one must exist)");
-    let host = read_trimmed(&dir.join(file));
-    assert_eq!(host.lines().next(), Some(*want), "{file} from the host");
-    assert_eq!(started.exec_read(&home, file), host, "{file} from inside");
-    started.delete_and_check();
+        .expect("a weight file (berth accepted the weight, so one must exist)")
 }
 
 /// `unified`: raw v2 keys are written on cgroup2; on a hybrid host a key of a controller that
@@ -962,6 +967,44 @@ fn update_flags_change_live_limits() {
         (96 * MIB).to_string()
     );
     assert_eq!(started.sb.status(&started.id), "running");
+    started.delete_and_check();
+}
+
+/// `update --cpuset-cpus --cpuset-mems --blkio-weight` change the live cpuset and I/O weight.
+#[test]
+fn update_cpuset_and_blkio_weight_flags() {
+    let (Some(cpuset), Some(io)) = (
+        home_of("cpuset"),
+        home_of("blkio").or_else(|| home_of("io")),
+    ) else {
+        eprintln!("skipped: cpuset or blkio/io controller missing");
+        return;
+    };
+    let started = updatable("cgupdatecpuset");
+    started
+        .sb
+        .rt(&[
+            "update",
+            "--cpuset-cpus",
+            "0",
+            "--cpuset-mems",
+            "0",
+            "--blkio-weight",
+            "300",
+            &started.id,
+        ])
+        .ok();
+    let cpuset_dir = cpuset.dir_of(started.pid);
+    assert_eq!(read_trimmed(&cpuset_dir.join("cpuset.cpus")), "0");
+    assert_eq!(read_trimmed(&cpuset_dir.join("cpuset.mems")), "0");
+    assert_eq!(started.exec_read(&cpuset, "cpuset.cpus"), "0");
+    let io_dir = io.dir_of(started.pid);
+    let (file, want) = weight_300_file(&io, &io_dir);
+    assert_eq!(
+        read_trimmed(&io_dir.join(file)).lines().next(),
+        Some(want),
+        "{file} from the host after update"
+    );
     started.delete_and_check();
 }
 

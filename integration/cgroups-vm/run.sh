@@ -161,6 +161,7 @@ focused_integration_tests=(
     cgroups::pause_stops_a_busy_loop_and_resume_restarts_it
     cgroups::update_flags_change_live_limits
     cgroups::update_resources_json_in_every_form
+    cgroups::update_cpuset_and_blkio_weight_flags
     cgroups::exec_into_a_busy_v2_leaf_uses_a_sub_cgroup
     cgroups::delete_leaves_no_cgroup_directory
 )
