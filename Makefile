@@ -3,7 +3,7 @@ CARGO ?= cargo
 RUNTIME ?= $(CURDIR)/target/release/berth
 DEMO := $(CURDIR)/target/demo
 
-.PHONY: all build release demo deps test test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm \
+.PHONY: conformance-compare all build release demo deps test test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm \
         conformance test-clients bench install clean-demo
 
 all: build
@@ -54,8 +54,13 @@ test-seccomp:
 test-cgroups-vm:
 	integration/cgroups-vm/run.sh
 
+# The OCI runtime-spec suite against RUNTIME (default: the freshly built berth).
 conformance:
-	@echo "conformance suite: not written yet (issue 6)"; exit 1
+	conformance/run.sh $(if $(filter command line environment,$(origin RUNTIME)),--runtime $(RUNTIME))
+
+# The suite against runc and berth: fails if berth fails a test runc passes.
+conformance-compare:
+	conformance/compare.sh
 
 # containerd (ctr), podman and docker from Debian, each driving berth end to end.
 test-clients: build

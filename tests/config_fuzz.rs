@@ -36,6 +36,7 @@ fn check_pipeline(bytes: &[u8]) -> Result<(), String> {
         no_pivot: false,
         preserve_fds: 0,
         cgroup_dirs: &[],
+        bundle: Path::new("/nonexistent-berth-fuzz-bundle"),
     };
     plan::build(&spec, Path::new("/nonexistent-berth-fuzz-rootfs"), &opts)
         .map(drop)
@@ -60,11 +61,11 @@ fn assert_validated_rules(spec: &oci_spec::runtime::Spec) {
         "empty args validated"
     );
     assert!(process.cwd().is_absolute(), "relative cwd validated");
+    // config.md: a relative destination is taken relative to "/"; an empty one is refused.
     for m in spec.mounts().as_deref().unwrap_or_default() {
         assert!(
-            m.destination().is_absolute(),
-            "relative mount destination {:?} validated",
-            m.destination()
+            !m.destination().as_os_str().is_empty(),
+            "empty mount destination validated"
         );
     }
     if let Some(hooks) = spec.hooks() {
@@ -458,9 +459,10 @@ fn rejected(patch: Value, needle: &str) {
 
 #[test]
 fn spec_must_rules_are_enforced_by_validate() {
+    // A relative destination is taken relative to "/" (config.md); an empty one is refused.
     rejected(
-        json!({"mounts": [{"destination": "proc", "type": "proc"}]}),
-        "absolute",
+        json!({"mounts": [{"destination": "", "type": "proc"}]}),
+        "empty destination",
     );
     rejected(
         json!({"linux": {"namespaces": [{"type": "bogus"}]}}),

@@ -65,6 +65,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
             cgroup_dirs: &cgroup_dirs,
+            bundle: &bundle,
         },
     )?;
     let console = console_channel(opts, plan.process.terminal)?;
@@ -306,6 +307,8 @@ fn spawn_in_cgroup(
         pidfd: clone_pidfd,
         sock: parent_sock,
     };
+    let hooks_started = std::cell::Cell::new(false);
+    let saved_for_hooks = saved.clone();
     let result = (|| {
         init.handshake_namespaces(plan)?;
         if into_cgroup.is_none() {
@@ -320,12 +323,19 @@ fn spawn_in_cgroup(
             .ok_or_else(|| Error::Init("the container init exited during setup".into()))?;
         let state = serde_json::to_vec(&container::oci_state(&saved, Status::Creating))
             .map_err(|e| Error::State(format!("encoding state: {e}")))?;
+        hooks_started.set(true);
         if let Some(h) = saved.config.hooks() {
             hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &state)?;
             hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &state)?;
         }
         init.send(msg::GO)?;
-        init.send_bytes(&state)?;
+        // Hooks run by the init are in the container's pid namespace: their state carries
+        // the pid as seen there (runtime.md).
+        let mut inside = container::oci_state(&saved, Status::Creating);
+        inside.pid = pid_in_own_namespace(init.pid).unwrap_or(init.pid);
+        let inside = serde_json::to_vec(&inside)
+            .map_err(|e| Error::State(format!("encoding state: {e}")))?;
+        init.send_bytes(&inside)?;
         init.wait_created(plan, &saved)?;
         let master = match &console {
             ConsoleChannel::Private { ours, .. } => Some(receive_fd(ours.as_raw_fd())?),
@@ -341,7 +351,29 @@ fn spawn_in_cgroup(
         Ok(master) => Ok((init.pid, init.pidfd, master)),
         Err(e) => {
             init.kill();
+            // Lifecycle steps 12-13: once hooks ran, a failed create still runs poststop.
+            if hooks_started.get() {
+                run_poststop_after_failure(&saved_for_hooks);
+            }
             Err(e)
+        }
+    }
+}
+
+/// The last pid in /proc/PID/status NSpid: the pid as seen in its own pid namespace.
+fn pid_in_own_namespace(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
+fn run_poststop_after_failure(saved: &Saved) {
+    if let Some(h) = saved.config.hooks() {
+        let Ok(state) = serde_json::to_vec(&container::oci_state(saved, Status::Stopped)) else {
+            return;
+        };
+        for warning in hooks::run_all_warn("poststop", h.poststop().as_deref().unwrap_or_default(), &state) {
+            log::warn(&warning);
         }
     }
 }

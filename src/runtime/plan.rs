@@ -255,6 +255,8 @@ pub struct PlanOptions<'a> {
     /// The container's own cgroup directories (what a `cgroup` mount binds without a
     /// cgroup namespace).
     pub cgroup_dirs: &'a [std::path::PathBuf],
+    /// Relative bind sources are relative to the bundle (config.md).
+    pub bundle: &'a Path,
 }
 
 pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan> {
@@ -316,7 +318,7 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
     let mounts_spec = spec.mounts().clone().unwrap_or_default();
     let mut mounts = Vec::new();
     for m in &mounts_spec {
-        plan_mount(m, &namespaces, opts.cgroup_dirs, &mut mounts)?;
+        plan_mount(m, &namespaces, opts.cgroup_dirs, opts.bundle, &mut mounts)?;
     }
     if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
         if super::lsm::selinux_enabled() {
@@ -504,7 +506,7 @@ fn propagation_option(opt: &str) -> Option<(u64, bool)> {
 
 /// Options that mean nothing to the kernel and are dropped (as runc and crun do).
 fn ignored_option(opt: &str) -> bool {
-    matches!(opt, "bind" | "rbind" | "defaults" | "async" | "sync" | "auto" | "noauto" | "nouser" | "user" | "loud" | "silent")
+    matches!(opt, "bind" | "rbind" | "defaults" | "auto" | "noauto" | "nouser" | "user" | "loud")
         || opt.starts_with("x-")
 }
 
@@ -512,6 +514,7 @@ fn plan_mount(
     m: &Mount,
     namespaces: &[oci_spec::runtime::LinuxNamespace],
     cgroup_dirs: &[std::path::PathBuf],
+    bundle: &Path,
     out: &mut Vec<MountStep>,
 ) -> Result<()> {
     let fstype = m.typ().clone().unwrap_or_default();
@@ -571,6 +574,11 @@ fn plan_mount(
                 names.join(",")
             )));
         }
+        let source = if Path::new(&source).is_relative() {
+            bundle.join(&source).display().to_string()
+        } else {
+            source
+        };
         let src = Path::new(&source);
         let meta = std::fs::metadata(src).map_err(|e| {
             Error::Config(format!(
@@ -799,12 +807,6 @@ fn plan_devices(linux: &oci_spec::runtime::Linux, dev_bound_from_host: bool) -> 
                 )))
             }
         };
-        if !d.path().starts_with("/dev") {
-            return Err(Error::Config(format!(
-                "linux.devices {}: devices must be under /dev",
-                d.path().display()
-            )));
-        }
         steps.push(DeviceStep {
             path: RootPath::new(d.path())?,
             file_type,
@@ -1177,7 +1179,7 @@ mod tests {
         }))
         .expect("mount");
         let mut out = Vec::new();
-        plan_mount(&m, &[], &[], &mut out).expect("plan");
+        plan_mount(&m, &[], &[], Path::new("/"), &mut out).expect("plan");
         let step = &out[0];
         assert_eq!(step.attr.attr_set, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY);
         assert_eq!(step.propagation, libc::MS_PRIVATE as u64);

@@ -169,7 +169,17 @@ fn make_tree(step: &MountStep, index: usize) -> R<OwnedFd> {
             }
             sys::fsconfig_create(fs_fd).map_err(os(Step::Mount, index))?;
             let attrs = step.attr.attr_set & !sys::MOUNT_ATTR_NOSYMFOLLOW;
-            sys::fsmount(fs_fd, attrs).map_err(os(Step::Mount, index))
+            let tree = sys::fsmount(fs_fd, attrs).map_err(os(Step::Mount, index))?;
+            // fsmount takes no NOSYMFOLLOW on older kernels: set it on the mount instead.
+            if step.attr.attr_set & sys::MOUNT_ATTR_NOSYMFOLLOW != 0 {
+                let nosymfollow = MountAttr {
+                    attr_set: sys::MOUNT_ATTR_NOSYMFOLLOW,
+                    ..Default::default()
+                };
+                sys::mount_setattr(tree.as_raw_fd(), false, &nosymfollow)
+                    .map_err(os(Step::MountAttr, index))?;
+            }
+            Ok(tree)
         }
         MountSource::Reattr => unreachable_reattr(index),
     }

@@ -18,8 +18,9 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 /// Parses config.json bytes into a spec (types checked by serde).
 /// A type error names the field it is in (`process.args: invalid type ...`).
 pub fn parse(bytes: &[u8]) -> std::result::Result<Spec, String> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    drop_unknown_capabilities(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             e.inner().to_string()
@@ -27,6 +28,27 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Spec, String> {
             format!("{path}: {}", e.inner())
         }
     })
+}
+
+/// config.md: a capability this runtime does not know is logged and SHOULD NOT fail
+/// the container; it is removed before the typed parse (which would reject it).
+fn drop_unknown_capabilities(value: &mut serde_json::Value) {
+    let Some(caps) = value
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return;
+    };
+    for (set, list) in caps.iter_mut() {
+        let Some(names) = list.as_array_mut() else { continue };
+        names.retain(|name| {
+            let known = serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            if !known {
+                super::log::warn(&format!("unknown capability {name} in process.capabilities.{set}: ignored"));
+            }
+            known
+        });
+    }
 }
 
 /// The absolute path of the container's root filesystem.
@@ -117,19 +139,26 @@ fn validate_limits(process: &oci_spec::runtime::Process) -> Result<()> {
     Ok(())
 }
 
+/// config.md: a destination SHOULD be absolute; a relative one MUST be taken relative
+/// to "/" (which is how the plan resolves every destination: inside the root). Empty
+/// destinations are refused.
 fn validate_mounts(spec: &Spec) -> Result<()> {
     for m in spec.mounts().as_deref().unwrap_or_default() {
+        if m.destination().as_os_str().is_empty() {
+            return Err(Error::Config("a mount has an empty destination".into()));
+        }
         if !m.destination().is_absolute() {
-            return Err(Error::Config(format!(
-                "mount destination {} must be an absolute path",
+            super::log::warn(&format!(
+                "mount destination {} is relative: taken relative to /",
                 m.destination().display()
-            )));
+            ));
         }
     }
     Ok(())
 }
 
-/// linux.devices: absolute paths under /dev that cannot climb out of it.
+/// linux.devices: absolute paths that do not climb with "..". config-linux.md allows any
+/// path in the container; each is created through an fd resolved inside the root.
 fn validate_devices(spec: &Spec) -> Result<()> {
     let devices = spec
         .linux()
@@ -141,9 +170,9 @@ fn validate_devices(spec: &Spec) -> Result<()> {
         let climbs = path
             .components()
             .any(|c| c == std::path::Component::ParentDir);
-        if !path.is_absolute() || !path.starts_with("/dev") || climbs {
+        if !path.is_absolute() || climbs {
             return Err(Error::Config(format!(
-                "linux.devices {}: must be an absolute path under /dev without \"..\"",
+                "linux.devices {}: must be an absolute path without \"..\"",
                 path.display()
             )));
         }
@@ -418,10 +447,11 @@ mod tests {
     }
 
     #[test]
-    fn relative_mount_destination_is_rejected() {
+    fn relative_mount_destination_is_taken_relative_to_root() {
         let spec = with(serde_json::json!({"mounts": [{"destination": "proc", "type": "proc"}]}));
-        let err = validate(&spec).expect_err("relative destination");
-        assert!(err.to_string().contains("must be an absolute path"), "{err}");
+        validate(&spec).expect("relative destinations are relative to /");
+        let empty = with(serde_json::json!({"mounts": [{"destination": "", "type": "proc"}]}));
+        assert!(validate(&empty).is_err());
     }
 
     #[test]
