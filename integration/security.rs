@@ -291,8 +291,8 @@ fn created_init_is_hidden_from_a_shared_pid_namespace() {
 
 /// The container itself races to open /proc/PID/exe of every process that is not its own
 /// (busybox) while the runtime runs a container in its pid namespace with the entrypoint
-/// `#!/proc/self/exe` and execs `#!/proc/self/exe` into it; whatever it opened, it then
-/// tries to write until told to stop.
+/// `#!/proc/self/exe`, execs plain programs into it, and execs `#!/proc/self/exe` into it;
+/// whatever it opened, it then tries to write until told to stop.
 #[test]
 fn proc_self_exe_entrypoint_via_run_and_exec_cannot_overwrite_the_runtime() {
     const ATTACK: &str = r#"
@@ -350,6 +350,14 @@ fn proc_self_exe_entrypoint_via_run_and_exec_cannot_overwrite_the_runtime() {
             .arg(&victim)
             .output();
         let _ = copy.cmd(&sb).args(["delete", "--force", &victim]).output();
+    }
+    // Plain execs: each child is a runtime process in the attacker's pid namespace until
+    // it execs `true`.
+    for _ in 0..5 {
+        let _ = copy
+            .cmd(&sb)
+            .args(["exec", "--detach", &attacker, "true"])
+            .output();
     }
     // `exec` of the runtime-as-interpreter into the attacker's container.
     for _ in 0..3 {
