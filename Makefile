@@ -51,8 +51,10 @@ test-cgroups:
 test-seccomp:
 	$(CARGO) test -p berth-seccomp
 
+# The cgroup manager's tests, then berth containers, on a pure cgroup v2 kernel (qemu).
 test-cgroups-vm:
 	integration/cgroups-vm/run.sh
+	integration/cgroups-vm/run.sh --integration
 
 # The OCI runtime-spec suite against RUNTIME (default: the freshly built berth).
 conformance:

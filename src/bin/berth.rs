@@ -238,7 +238,7 @@ struct UpdateArgs {
     kernel_memory: Option<String>,
     #[arg(long = "kernel-memory-tcp", hide = true)]
     kernel_memory_tcp: Option<String>,
-    #[arg(long = "cpu-shares")]
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     cpu_shares: Option<u64>,
     #[arg(long = "cpu-quota")]
     cpu_quota: Option<i64>,

@@ -287,10 +287,20 @@ pub fn make_device(root: RawFd, dev: &DeviceStep, index: usize, in_userns: bool)
         return sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
             .map_err(os(Step::Device, index));
     }
+    // SAFETY: stat is plain old data; fstatat with a single-component name, no follow.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatat(dfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0 {
+        // config-linux.md: an existing file that is not the requested device is an error;
+        // the same device is left as it is.
+        let same = st.st_mode & libc::S_IFMT == dev.file_type
+            && (dev.file_type == libc::S_IFIFO || st.st_rdev == dev.rdev);
+        if same {
+            return Ok(());
+        }
+        return Err(Fail::new(Step::Device, index, libc::EEXIST));
+    }
     // SAFETY: plain syscalls on a directory fd with a NUL-terminated single-component name.
     unsafe {
-        // Replace whatever the image had there (runc does the same).
-        libc::unlinkat(dfd, name.as_ptr(), 0);
         if libc::mknodat(dfd, name.as_ptr(), dev.file_type | dev.mode, dev.rdev) < 0 {
             return Err(last(Step::Device, index));
         }

@@ -72,12 +72,44 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
 /// Checks the rules of the runtime spec that would otherwise fail half-way through
 /// creating the container. Nothing has been created when this runs.
 pub fn validate(spec: &Spec) -> Result<()> {
+    if spec.version().trim().is_empty() {
+        return Err(Error::Config("ociVersion is missing".into()));
+    }
     validate_process(spec)?;
+    validate_rlimits(spec)?;
+    validate_seccomp_listener(spec)?;
     validate_mounts(spec)?;
     validate_namespaces(spec)?;
     validate_devices(spec)?;
     validate_hooks(spec)?;
     reject_unsupported(spec)
+}
+
+/// config.md: each rlimit type at most once.
+fn validate_rlimits(spec: &Spec) -> Result<()> {
+    let rlimits = spec.process().as_ref().and_then(|p| p.rlimits().as_deref()).unwrap_or_default();
+    for (i, r) in rlimits.iter().enumerate() {
+        if rlimits[..i].iter().any(|earlier| earlier.typ() == r.typ()) {
+            return Err(Error::Config(format!(
+                "process.rlimits: {:?} is listed twice",
+                r.typ()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// config-linux.md: listenerMetadata only makes sense with a listenerPath.
+fn validate_seccomp_listener(spec: &Spec) -> Result<()> {
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    if let Some(s) = seccomp {
+        if s.listener_metadata().is_some() && s.listener_path().is_none() {
+            return Err(Error::Config(
+                "linux.seccomp: listenerMetadata is set without listenerPath".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_process(spec: &Spec) -> Result<()> {

@@ -627,7 +627,7 @@ fn spawn(
         console_socket: console.child_end(),
     };
     // Born in a frozen cgroup, the child could not close its copy of the container lock.
-    let into = if paused { None } else { targets.clone_into() };
+    let mut into = if paused { None } else { targets.clone_into() };
     // The child is born in the container's pid namespace: born not dumpable, its
     // /proc/PID/exe (berth) and /proc/PID/fd are never reachable from the container.
     let was_dumpable = exe_guard::dumpable();
@@ -636,6 +636,8 @@ fn spawn(
         // A v2 leaf with controllers in its subtree refuses processes: add_process knows
         // the way around that.
         Err(e) if into.is_some() && e.raw_os_error() == Some(libc::EBUSY) => {
+            // Not placed by the clone: `targets.add` below puts it in the sub-cgroup.
+            into = None;
             sys::clone3_fork(0, None)
         }
         other => other,
