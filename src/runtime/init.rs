@@ -211,7 +211,11 @@ pub fn run(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> ! {
 }
 
 fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<()> {
-    hide_from_container();
+    // With a new user namespace the parent (maybe not root) must first write our id maps,
+    // which needs us dumpable; until then we are seen from no container (see become_root).
+    if !plan.new_user {
+        hide_from_container();
+    }
     // SAFETY: signal(2) and umask(2) are async-signal-safe. SIGPIPE is ignored while we
     // feed hooks their state (restored before exec); umask 0 so devices and mount points get
     // exactly the modes asked for.
@@ -312,8 +316,10 @@ fn hide_from_container() {
 /// What the init leaves in the exec fifo when the user program could not be started.
 pub const START_FAILED: &[u8] = b"E";
 
-/// After the parent wrote the id maps: become root of the new user namespace, when root is mapped.
+/// After the parent wrote the id maps: hide from containers, and become root of the new
+/// user namespace when root is mapped.
 fn become_root() {
+    hide_from_container();
     // SAFETY: setresgid/setresuid are async-signal-safe; EINVAL (0 not mapped) is fine.
     unsafe {
         libc::setresgid(0, 0, 0);
