@@ -98,16 +98,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     }
 }
 
-/// Descriptors 3..3+N (N = --preserve-fds + $LISTEN_FDS) lose close-on-exec in the child:
+/// Descriptors 3..3+N (N = --preserve-fds + `plan::listen_fds`) lose close-on-exec in the child:
 /// each must be one the caller passed. A gap would let a descriptor berth opens later (the
 /// container lock, a namespace fd) take that number and leak into the container, so this
 /// runs before berth opens anything.
 pub(crate) fn check_preserved_fds(preserve_fds: u32) -> Result<()> {
-    let listen_fds = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(0);
-    let count = preserve_fds.saturating_add(listen_fds);
+    // The same count the plan passes on (LISTEN_FDS only with our LISTEN_PID).
+    let count = preserve_fds.saturating_add(plan::listen_fds());
     let last = RawFd::try_from(count).map_or(RawFd::MAX, |n| n.saturating_add(3));
     for fd in 3..last {
         // SAFETY: F_GETFD only reads the descriptor's flags.
