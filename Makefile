@@ -32,10 +32,11 @@ demo: release
 	cd $(DEMO) && $(RUNTIME) --root $(DEMO)/state run demo-$$$$
 
 # Every test: unit tests of every package, then real containers as root.
-test: deps build test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm test-clients
+test: deps build test-unit test-integration test-bale test-cgroups test-seccomp test-cgroups-vm test-clients conformance-compare
 
 test-unit:
 	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test -p berth --test config_fuzz
 
 test-integration:
 	$(CARGO) test -p berth --test integration -- --test-threads=2
