@@ -195,8 +195,9 @@ fn open_join_fds(plan: &InitPlan) -> Result<Vec<File>> {
         .collect()
 }
 
-/// A SOCK_SEQPACKET pair (message boundaries kept), both ends close-on-exec.
-fn sync_pair() -> Result<(OwnedFd, OwnedFd)> {
+/// A SOCK_SEQPACKET pair (message boundaries kept), both ends close-on-exec: the
+/// child's end closes at execve.
+pub(crate) fn sync_pair() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: socketpair fills two descriptors we then own.
     let ret = unsafe {

@@ -612,7 +612,7 @@ fn spawn(
     }
     plan.join_flags = namespaces.flags & !libc::CLONE_NEWPID;
     join_pid_namespace_for_children(&init_pidfd, &namespaces)?;
-    let (parent_sock, child_sock) = sync_pair()?;
+    let (parent_sock, child_sock) = create::sync_pair()?;
     let fds = ExecFds {
         sync: child_sock.as_raw_fd(),
         lock: container.lock_fd(),
@@ -674,26 +674,6 @@ fn open_init_pidfd(saved: &Saved) -> Result<OwnedFd> {
         return Err(Error::State("cannot exec in a stopped container".into()));
     }
     Ok(pidfd)
-}
-
-/// A SOCK_SEQPACKET pair, close-on-exec: the child's end closes at execve.
-fn sync_pair() -> Result<(OwnedFd, OwnedFd)> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: socketpair fills two descriptors we then own.
-    let ret = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "creating sync socketpair");
-    }
-    // SAFETY: the kernel just gave us these two descriptors.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The container's process.oomScoreAdj applies to exec'd processes too (as runc; the
