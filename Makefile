@@ -37,6 +37,7 @@ test: deps build test-unit test-integration test-bale test-cgroups test-seccomp 
 test-unit:
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test -p berth --test config_fuzz
+	python3 -m unittest discover -s bench -p 'test_*.py'
 
 test-integration:
 	$(CARGO) test -p berth --test integration -- --test-threads=2
