@@ -22,8 +22,12 @@ cleanup() {
     done
     umount -R -l "$W" 2>/dev/null || true
     rmdir "$W" 2>/dev/null || true
+    for d in "${HOST_DIRS[@]}"; do rm -rf "$d"; done
 }
 trap cleanup EXIT
+# podman makes these host directories whatever its flags say: remove the ones it creates.
+HOST_DIRS=()
+for d in /run/containers /var/lib/containers; do [ -e $d ] || HOST_DIRS+=($d); done
 
 STORE=$W/store
 PASS=0
@@ -161,6 +165,19 @@ skopeo copy -q "docker-archive:$W/app-docker.tar" oci:$W/from-docker:x
 umoci unpack --image $W/from-docker:x "$W/e" >/dev/null
 [ "$(listing "$W/e/rootfs")" = "$want" ] || die "docker-archive export tree"
 ok "exported oci-archive and docker-archive read by skopeo; same tree"
+
+# podman loads both exports into storage of its own under the scratch dir.
+if command -v podman >/dev/null; then
+    PODMAN=(podman --root "$W/podman/root" --runroot "$W/podman/run" --tmpdir "$W/podman/tmp"
+        --storage-driver vfs)
+    "${PODMAN[@]}" load -i "$W/app-docker.tar" >/dev/null 2>"$W/err" || die "podman load docker-archive: $(cat "$W/err")"
+    "${PODMAN[@]}" load -i "$W/app-oci.tar" >/dev/null 2>"$W/err" || die "podman load oci-archive: $(cat "$W/err")"
+    "${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' | has 'app:2' || die "podman lists app:2"
+    "${PODMAN[@]}" image inspect --format '{{.Os}}' app:2 | has linux || die "podman inspects app:2"
+    ok "podman loads the docker-archive and oci-archive exports"
+else
+    echo "   (podman not installed: podman load check skipped)"
+fi
 
 # --- multi-platform index: linux/amd64 by default, --platform to choose ----
 python3 - "$W/umoci-layout" <<'PY'
