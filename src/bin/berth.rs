@@ -12,7 +12,12 @@ use berth::runtime::{log, signal};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "berth", args_override_self = true, about = "A low-level OCI container runtime, command-line compatible with runc", disable_version_flag = true)]
+#[command(
+    name = "berth",
+    args_override_self = true,
+    about = "A low-level OCI container runtime, command-line compatible with runc",
+    disable_version_flag = true
+)]
 struct Cli {
     /// Directory for the containers' state
     #[arg(long, default_value = "/run/berth")]
@@ -262,11 +267,40 @@ struct UpdateArgs {
 /// runc (urfave/cli) also accepts long flags with one dash (`-root`); clap wants two.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
     const LONG: &[&str] = &[
-        "root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "criu", "bundle",
-        "console-socket", "pid-file", "no-pivot", "no-new-keyring", "preserve-fds", "detach",
-        "keep", "no-subreaper", "force", "all", "format", "quiet", "version", "pidfd-socket",
-        "cwd", "env", "tty", "user", "additional-gids", "process", "process-label", "apparmor",
-        "no-new-privs", "cap", "cgroup", "ignore-paused",
+        "root",
+        "log",
+        "log-format",
+        "debug",
+        "systemd-cgroup",
+        "rootless",
+        "criu",
+        "bundle",
+        "console-socket",
+        "pid-file",
+        "no-pivot",
+        "no-new-keyring",
+        "preserve-fds",
+        "detach",
+        "keep",
+        "no-subreaper",
+        "force",
+        "all",
+        "format",
+        "quiet",
+        "version",
+        "pidfd-socket",
+        "cwd",
+        "env",
+        "tty",
+        "user",
+        "additional-gids",
+        "process",
+        "process-label",
+        "apparmor",
+        "no-new-privs",
+        "cap",
+        "cgroup",
+        "ignore-paused",
     ];
     // Nothing after `--` is a flag of ours (an exec'd command's own arguments).
     let mut after_dashes = false;
@@ -350,9 +384,8 @@ fn create_options(root: PathBuf, a: CreateArgs) -> CreateOptions {
 /// The linux.resources patch `update` applies: the -r JSON, then each flag over it.
 fn update_patch(a: &UpdateArgs) -> anyhow::Result<serde_json::Value> {
     let mut patch = match &a.resources {
-        Some(p) if p.as_os_str() == "-" => {
-            serde_json::from_reader(std::io::stdin().lock()).context("parsing resources from stdin")?
-        }
+        Some(p) if p.as_os_str() == "-" => serde_json::from_reader(std::io::stdin().lock())
+            .context("parsing resources from stdin")?,
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
             serde_json::from_reader(f).with_context(|| format!("parsing {}", p.display()))?
@@ -410,7 +443,9 @@ fn parse_interval(s: &str) -> anyhow::Result<std::time::Duration> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().with_context(|| format!("invalid interval {s:?}"))?;
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid interval {s:?}"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -456,7 +491,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Create(a) => {
             // Before the pidfd socket connection, which a re-exec would drop.
             berth::runtime::exe_guard::ensure_protected()?;
-            let pidfd_socket = a.pidfd_socket.as_deref().map(PidfdSocket::connect).transpose()?;
+            let pidfd_socket = a
+                .pidfd_socket
+                .as_deref()
+                .map(PidfdSocket::connect)
+                .transpose()?;
             let mut opts = create_options(root, a);
             opts.systemd_cgroup = systemd_cgroup;
             let created = run::create_with(&opts, pidfd_socket.as_ref())?;
@@ -513,7 +552,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         },
         Command::Pause { id } => cgroup::pause(&root, &id)?,
         Command::Resume { id } => cgroup::resume(&root, &id)?,
-        Command::Ps { format, id, ps_args } => {
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
             let pids = cgroup::pids(&root, &id)?;
             match format.as_str() {
                 "json" => print_json(&pids)?,
@@ -522,10 +565,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Update(a) => cgroup::update(&root, &a.id, update_patch(&a)?)?,
-        Command::Events { stats, interval, id } => {
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
             if stats {
                 let data = cgroup::stats(&root, &id)?;
-                out(&format!("{}\n", serde_json::json!({"type": "stats", "id": id, "data": data})));
+                out(&format!(
+                    "{}\n",
+                    serde_json::json!({"type": "stats", "id": id, "data": data})
+                ));
             } else {
                 let interval = parse_interval(&interval)?;
                 cgroup::events(&root, &id, interval, |event| {

@@ -188,8 +188,8 @@ impl Container {
 
     /// Writes state.json atomically (temp file, fsync-free rename: the state dir lives on tmpfs).
     pub fn save(&mut self, saved: Saved) -> Result<()> {
-        let bytes = serde_json::to_vec(&saved)
-            .map_err(|e| Error::State(format!("encoding state: {e}")))?;
+        let bytes =
+            serde_json::to_vec(&saved).map_err(|e| Error::State(format!("encoding state: {e}")))?;
         write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)?;
         self.saved = Some(saved);
         Ok(())
@@ -245,7 +245,11 @@ pub fn oci_state(saved: &Saved, status: Status) -> OciState {
     OciState {
         oci_version: OCI_VERSION.to_string(),
         id: saved.id.clone(),
-        pid: if status == Status::Stopped { 0 } else { saved.pid },
+        pid: if status == Status::Stopped {
+            0
+        } else {
+            saved.pid
+        },
         status: status.as_str().to_string(),
         bundle: saved.bundle.clone(),
         rootfs: saved.rootfs.clone(),

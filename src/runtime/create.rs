@@ -13,8 +13,8 @@ use super::container::{self, Container, Saved, Status};
 use super::error::{Context, Error, Result};
 use super::init::{self, msg, Fail, InitFds, Step};
 use super::plan::{self, InitPlan, PlanOptions};
-use berth_cgroups::{CgroupConfig, Layout, Manager};
 use super::{exe_guard, hooks, log, spec, sys};
+use berth_cgroups::{CgroupConfig, Layout, Manager};
 
 pub struct CreateOptions {
     pub id: String,
@@ -44,8 +44,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     exe_guard::ensure_protected()?;
     container::validate_id(&opts.id)?;
     check_preserved_fds(opts.preserve_fds)?;
-    let bundle = std::fs::canonicalize(&opts.bundle)
-        .ctx(|| format!("bundle {}", opts.bundle.display()))?;
+    let bundle =
+        std::fs::canonicalize(&opts.bundle).ctx(|| format!("bundle {}", opts.bundle.display()))?;
     let spec = spec::load(&bundle)?;
     spec::validate(&spec)?;
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
@@ -84,7 +84,15 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         cgroup: None,
         no_new_keyring: opts.no_new_keyring,
     };
-    match spawn_init(&mut container, saved, cgroup, &plan, console, &join_fds, opts) {
+    match spawn_init(
+        &mut container,
+        saved,
+        cgroup,
+        &plan,
+        console,
+        &join_fds,
+        opts,
+    ) {
         Ok((pid, pidfd, master)) => Ok(Created {
             container,
             pid,
@@ -164,7 +172,10 @@ fn owner_name() -> String {
 enum ConsoleChannel {
     None,
     Socket(UnixStream),
-    Private { ours: UnixStream, theirs: UnixStream },
+    Private {
+        ours: UnixStream,
+        theirs: UnixStream,
+    },
 }
 
 fn console_channel(opts: &CreateOptions, terminal: bool) -> Result<ConsoleChannel> {
@@ -191,7 +202,9 @@ fn console_channel(opts: &CreateOptions, terminal: bool) -> Result<ConsoleChanne
 fn open_join_fds(plan: &InitPlan) -> Result<Vec<File>> {
     plan.join
         .iter()
-        .map(|j| File::open(&j.path).ctx(|| format!("opening {} namespace {}", j.typ, j.path.display())))
+        .map(|j| {
+            File::open(&j.path).ctx(|| format!("opening {} namespace {}", j.typ, j.path.display()))
+        })
         .collect()
 }
 
@@ -240,7 +253,9 @@ fn spawn_init(
 ) -> Result<Spawned> {
     let fifo = make_exec_fifo(container)?;
     create_cgroup(&mut cgroup, &saved.config)?;
-    match spawn_in_cgroup(container, saved, &cgroup, plan, console, join_fds, opts, fifo) {
+    match spawn_in_cgroup(
+        container, saved, &cgroup, plan, console, join_fds, opts, fifo,
+    ) {
         Ok(spawned) => Ok(spawned),
         Err(e) => {
             if let Err(ce) = cgroup.destroy() {
@@ -292,7 +307,7 @@ fn spawn_in_cgroup(
         clone_flags as u64,
         into_cgroup.as_ref().map(|f| f.as_raw_fd()),
     )
-        .ctx(|| "clone3 of the container init")?
+    .ctx(|| "clone3 of the container init")?
     {
         sys::Forked::Child => init::run(plan, &fds, &mut state_buf),
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -323,8 +338,16 @@ fn spawn_in_cgroup(
             .map_err(|e| Error::State(format!("encoding state: {e}")))?;
         hooks_started.set(true);
         if let Some(h) = saved.config.hooks() {
-            hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &state)?;
-            hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &state)?;
+            hooks::run_all(
+                "prestart",
+                h.prestart().as_deref().unwrap_or_default(),
+                &state,
+            )?;
+            hooks::run_all(
+                "createRuntime",
+                h.create_runtime().as_deref().unwrap_or_default(),
+                &state,
+            )?;
         }
         init.send(msg::GO)?;
         // Hooks run by the init are in the container's pid namespace: their state carries
@@ -370,7 +393,11 @@ fn run_poststop_after_failure(saved: &Saved) {
         let Ok(state) = serde_json::to_vec(&container::oci_state(saved, Status::Stopped)) else {
             return;
         };
-        for warning in hooks::run_all_warn("poststop", h.poststop().as_deref().unwrap_or_default(), &state) {
+        for warning in hooks::run_all_warn(
+            "poststop",
+            h.poststop().as_deref().unwrap_or_default(),
+            &state,
+        ) {
             log::warn(&warning);
         }
     }
@@ -480,7 +507,9 @@ impl InitProcess {
             let (m, fd) = self.recv_with_fd(plan)?;
             match (m.0, fd) {
                 (msg::CREATED, _) => return Ok(()),
-                (msg::SECCOMP_FD, Some(fd)) => send_notify_fd(saved, self.pid, &fd, Status::Creating)?,
+                (msg::SECCOMP_FD, Some(fd)) => {
+                    send_notify_fd(saved, self.pid, &fd, Status::Creating)?
+                }
                 (kind, _) => {
                     return Err(Error::Init(format!(
                         "unexpected message {kind} from the container init"
@@ -559,7 +588,8 @@ pub(crate) fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd, status: Stat
     };
     let state = serde_json::to_value(container::oci_state(saved, status))
         .map_err(|e| Error::State(format!("encoding state: {e}")))?;
-    let json = berth_seccomp::process_state_json(seccomp.listener_metadata().as_deref(), pid, state);
+    let json =
+        berth_seccomp::process_state_json(seccomp.listener_metadata().as_deref(), pid, state);
     use std::os::fd::AsFd;
     berth_seccomp::send_to_listener(path, fd.as_fd(), &json)
         .map_err(|e| Error::Init(format!("seccomp listener: {e}")))
@@ -640,12 +670,25 @@ fn strerror(errno: i32) -> String {
 pub fn describe(plan: &InitPlan, fail: Fail) -> String {
     let i = fail.index as usize;
     let err = strerror(fail.errno);
-    let mount_what = || plan.mounts.get(i).map(|m| m.what.clone()).unwrap_or_default();
-    let mount_dest = || plan.mounts.get(i).map(|m| m.dest.display.clone()).unwrap_or_default();
+    let mount_what = || {
+        plan.mounts
+            .get(i)
+            .map(|m| m.what.clone())
+            .unwrap_or_default()
+    };
+    let mount_dest = || {
+        plan.mounts
+            .get(i)
+            .map(|m| m.dest.display.clone())
+            .unwrap_or_default()
+    };
     match fail.step {
         Step::SetNs => format!(
             "joining namespace {}: {err}",
-            plan.join.get(i).map(|j| j.path.display().to_string()).unwrap_or_default()
+            plan.join
+                .get(i)
+                .map(|j| j.path.display().to_string())
+                .unwrap_or_default()
         ),
         Step::Unshare => format!("creating namespaces: {err}"),
         Step::Fork => format!("forking into the new pid namespace: {err}"),
@@ -667,17 +710,17 @@ pub fn describe(plan: &InitPlan, fail: Fail) -> String {
         Step::TmpCopyUp => format!("tmpcopyup for {}: {err}", mount_dest()),
         Step::Device => format!(
             "creating device {}: {err}",
-            plan.devices.get(i).map(|d| d.path.display.clone()).unwrap_or_default()
+            plan.devices
+                .get(i)
+                .map(|d| d.path.display.clone())
+                .unwrap_or_default()
         ),
         Step::DevSymlink => format!("creating /dev symlinks: {err}"),
         Step::DevNull => format!("/dev/null in the container is not the null device (1:3): {err}"),
         Step::Console => format!("setting up the console (step {i}): {err}"),
         Step::ConsoleSend => format!("sending the pty master to the console socket: {err}"),
         Step::CreateContainerHook | Step::StartContainerHook => format!("running hook #{i}: {err}"),
-        Step::HookTimeout => format!(
-            "{} hook #{i} timed out",
-            hook_kind(fail.errno as u32)
-        ),
+        Step::HookTimeout => format!("{} hook #{i} timed out", hook_kind(fail.errno as u32)),
         Step::HookStatus => {
             let (kind, n) = (fail.index >> 16, fail.index & 0xffff);
             let status = fail.errno;
@@ -695,16 +738,26 @@ pub fn describe(plan: &InitPlan, fail: Fail) -> String {
         ),
         Step::Readonly => format!(
             "making {} read-only: {err}",
-            plan.readonly.get(i).map(|p| p.display.clone()).unwrap_or_default()
+            plan.readonly
+                .get(i)
+                .map(|p| p.display.clone())
+                .unwrap_or_default()
         ),
         Step::Mask => format!(
             "masking {}: {err}",
-            plan.masked.get(i).map(|p| p.display.clone()).unwrap_or_default()
+            plan.masked
+                .get(i)
+                .map(|p| p.display.clone())
+                .unwrap_or_default()
         ),
         Step::RootReadonly => format!("making the rootfs read-only: {err}"),
         Step::Rlimit => format!(
             "setting rlimit {}: {err}",
-            plan.process.rlimits.get(i).map(|r| r.2.clone()).unwrap_or_default()
+            plan.process
+                .rlimits
+                .get(i)
+                .map(|r| r.2.clone())
+                .unwrap_or_default()
         ),
         Step::Personality => format!("setting personality: {err}"),
         Step::IoPriority => format!("setting io priority: {err}"),
@@ -732,7 +785,11 @@ pub fn describe(plan: &InitPlan, fail: Fail) -> String {
         Step::Seccomp => format!("loading the seccomp filter: {err}"),
         Step::Lsm => format!(
             "applying the {}: {err}",
-            plan.process.exec_labels.get(i).map(|l| l.what.as_str()).unwrap_or("LSM label")
+            plan.process
+                .exec_labels
+                .get(i)
+                .map(|l| l.what.as_str())
+                .unwrap_or("LSM label")
         ),
     }
 }

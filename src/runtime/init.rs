@@ -65,15 +65,51 @@ pub enum Step {
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         const ALL: [Step; 46] = [
-            Step::SetNs, Step::Unshare, Step::Fork, Step::BecomeRoot, Step::TimeOffsets,
-            Step::Hostname, Step::Domainname, Step::RootPropagation, Step::RootBind,
-            Step::MountDest, Step::MountSource, Step::Mount, Step::MountOption, Step::MountAttr,
-            Step::Propagation, Step::TmpCopyUp, Step::Device, Step::DevSymlink, Step::DevNull,
-            Step::Console, Step::ConsoleSend, Step::CreateContainerHook, Step::StartContainerHook,
-            Step::HookTimeout, Step::HookStatus, Step::Pivot, Step::Sysctl, Step::Readonly,
-            Step::Mask, Step::RootReadonly, Step::Rlimit, Step::Personality, Step::IoPriority,
-            Step::Cwd, Step::CwdEscape, Step::Umask, Step::Groups, Step::SetUser, Step::Caps,
-            Step::NoNewPrivs, Step::ExecLookup, Step::Sync, Step::Exec, Step::Keyring, Step::Seccomp,
+            Step::SetNs,
+            Step::Unshare,
+            Step::Fork,
+            Step::BecomeRoot,
+            Step::TimeOffsets,
+            Step::Hostname,
+            Step::Domainname,
+            Step::RootPropagation,
+            Step::RootBind,
+            Step::MountDest,
+            Step::MountSource,
+            Step::Mount,
+            Step::MountOption,
+            Step::MountAttr,
+            Step::Propagation,
+            Step::TmpCopyUp,
+            Step::Device,
+            Step::DevSymlink,
+            Step::DevNull,
+            Step::Console,
+            Step::ConsoleSend,
+            Step::CreateContainerHook,
+            Step::StartContainerHook,
+            Step::HookTimeout,
+            Step::HookStatus,
+            Step::Pivot,
+            Step::Sysctl,
+            Step::Readonly,
+            Step::Mask,
+            Step::RootReadonly,
+            Step::Rlimit,
+            Step::Personality,
+            Step::IoPriority,
+            Step::Cwd,
+            Step::CwdEscape,
+            Step::Umask,
+            Step::Groups,
+            Step::SetUser,
+            Step::Caps,
+            Step::NoNewPrivs,
+            Step::ExecLookup,
+            Step::Sync,
+            Step::Exec,
+            Step::Keyring,
+            Step::Seccomp,
             Step::Lsm,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
@@ -185,7 +221,11 @@ fn expect(fd: RawFd, kind: u32) -> R<()> {
     match recv(fd) {
         Ok((k, _, _, _)) if k == kind => Ok(()),
         Ok(_) => Err(Fail::new(Step::Sync, 0, libc::EPROTO)),
-        Err(e) => Err(Fail::new(Step::Sync, 0, e.raw_os_error().unwrap_or(libc::EPIPE))),
+        Err(e) => Err(Fail::new(
+            Step::Sync,
+            0,
+            e.raw_os_error().unwrap_or(libc::EPIPE),
+        )),
     }
 }
 
@@ -202,7 +242,13 @@ pub fn run(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> ! {
     let code = match setup_and_exec(plan, fds, state_buf) {
         Ok(()) => 0,
         Err(fail) => {
-            let _ = send(fds.sync, msg::ERROR, fail.step as u32, fail.index, fail.errno);
+            let _ = send(
+                fds.sync,
+                msg::ERROR,
+                fail.step as u32,
+                fail.index,
+                fail.errno,
+            );
             1
         }
     };
@@ -240,7 +286,9 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     // The cgroup namespace is made only now, once the parent has put us in the
     // container's cgroups, so its root is the container's cgroup.
     // SAFETY: unshare is a plain syscall.
-    if plan.new_ns_flags & libc::CLONE_NEWCGROUP != 0 && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
+    if plan.new_ns_flags & libc::CLONE_NEWCGROUP != 0
+        && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0
+    {
         return Err(last(Step::Unshare, 2));
     }
     set_names(plan)?;
@@ -282,8 +330,12 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
     let (exec_index, notify_fd) = prepare_process(&plan.process)?;
     if let Some(fd) = notify_fd {
         // The parent hands it to the seccomp agent at listenerPath before create returns.
-        rootfs::send_fd(fds.sync, fd.as_raw_fd(), &msg::encode(msg::SECCOMP_FD, 0, 0, 0))
-            .map_err(os(Step::Seccomp, 1))?;
+        rootfs::send_fd(
+            fds.sync,
+            fd.as_raw_fd(),
+            &msg::encode(msg::SECCOMP_FD, 0, 0, 0),
+        )
+        .map_err(os(Step::Seccomp, 1))?;
     }
     // The pty goes onto 0-2 now, not at exec: the caller's stdio must be released when
     // create returns (containerd's shim reads its pipe to EOF before it calls start).
@@ -387,7 +439,10 @@ fn enter_new_time_namespace(plan: &InitPlan) -> R<()> {
         }
         let offsets = plan.time_offsets.to_bytes();
         if !offsets.is_empty() {
-            let fd = libc::open(c"/proc/self/timens_offsets".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            let fd = libc::open(
+                c"/proc/self/timens_offsets".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
             if fd < 0 {
                 return Err(last(Step::TimeOffsets, 1));
             }
@@ -396,7 +451,10 @@ fn enter_new_time_namespace(plan: &InitPlan) -> R<()> {
             libc::close(fd);
             written.map_err(os(Step::TimeOffsets, 2))?;
         }
-        let ns = libc::open(c"/proc/self/ns/time_for_children".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let ns = libc::open(
+            c"/proc/self/ns/time_for_children".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         if ns < 0 {
             return Err(last(Step::TimeOffsets, 3));
         }
@@ -447,7 +505,8 @@ fn join_session_keyring(name: Option<&std::ffi::CStr>) -> R<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     if let Some(name) = name {
         // SAFETY: keyctl with a NUL-terminated name.
-        let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+        let ret =
+            unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
         // Kernels without keyrings (ENOSYS) are fine, as with runc.
         if ret < 0 && sys::errno() != libc::ENOSYS {
             return Err(last(Step::Keyring, 0));
@@ -459,7 +518,8 @@ fn join_session_keyring(name: Option<&std::ffi::CStr>) -> R<()> {
 fn setup_console(root: RawFd, plan: &InitPlan, fds: &InitFds) -> R<OwnedFd> {
     let (master, slave) = rootfs::open_console(root, plan.process.console_size)?;
     if let Some(sock) = fds.console_socket {
-        rootfs::send_fd(sock, master.as_raw_fd(), b"/dev/ptmx").map_err(os(Step::ConsoleSend, 0))?;
+        rootfs::send_fd(sock, master.as_raw_fd(), b"/dev/ptmx")
+            .map_err(os(Step::ConsoleSend, 0))?;
     }
     drop(master);
     Ok(slave)
@@ -579,7 +639,13 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
 /// mounted something else over /proc).
 fn write_exec_label(label: &super::lsm::ExecLabel) -> io::Result<()> {
     for file in label.files {
-        let fd = match sys::openat2(libc::AT_FDCWD, file, libc::O_WRONLY, 0, sys::RESOLVE_NO_MAGICLINKS) {
+        let fd = match sys::openat2(
+            libc::AT_FDCWD,
+            file,
+            libc::O_WRONLY,
+            0,
+            sys::RESOLVE_NO_MAGICLINKS,
+        ) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(e),
@@ -804,7 +870,13 @@ pub fn run_exec(plan: &ExecPlan, fds: &ExecFds) -> ! {
     let code = match exec_in_container(plan, fds) {
         Ok(()) => 0,
         Err(fail) => {
-            let _ = send(fds.sync, msg::ERROR, fail.step as u32, fail.index, fail.errno);
+            let _ = send(
+                fds.sync,
+                msg::ERROR,
+                fail.step as u32,
+                fail.index,
+                fail.errno,
+            );
             1
         }
     };
@@ -838,8 +910,12 @@ fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
     if let Some(fd) = notify_fd {
         // `berth exec` hands it to the agent at listenerPath, as create does for the init
         // (and runc for exec'd processes).
-        rootfs::send_fd(fds.sync, fd.as_raw_fd(), &msg::encode(msg::SECCOMP_FD, 0, 0, 0))
-            .map_err(os(Step::Seccomp, 1))?;
+        rootfs::send_fd(
+            fds.sync,
+            fd.as_raw_fd(),
+            &msg::encode(msg::SECCOMP_FD, 0, 0, 0),
+        )
+        .map_err(os(Step::Seccomp, 1))?;
     }
     exec(&plan.process, exec_index, console.as_ref(), false)
 }
@@ -889,7 +965,10 @@ fn open_exec_console(p: &ProcessPlan, socket: Option<RawFd>) -> R<OwnedFd> {
     let sock = socket.ok_or(Fail::new(Step::ConsoleSend, 0, libc::EBADF))?;
     // SAFETY: open/ioctl on valid fds and pointers; each returned fd is owned once.
     let (master, slave) = unsafe {
-        let m = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let m = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if m < 0 {
             return Err(last(Step::Console, 0));
         }
@@ -898,7 +977,11 @@ fn open_exec_console(p: &ProcessPlan, socket: Option<RawFd>) -> R<OwnedFd> {
         if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
             return Err(last(Step::Console, 1));
         }
-        let s = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let s = libc::ioctl(
+            m,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if s < 0 {
             return Err(last(Step::Console, 2));
         }

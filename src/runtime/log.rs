@@ -37,8 +37,9 @@ fn write(level: &str, msg: &str) {
         return;
     }
     let line = match logger.format {
-        Format::Json => serde_json::json!({"level": level, "msg": msg, "time": now_rfc3339()})
-            .to_string(),
+        Format::Json => {
+            serde_json::json!({"level": level, "msg": msg, "time": now_rfc3339()}).to_string()
+        }
         Format::Text => format!("time=\"{}\" level={level} msg={msg:?}", now_rfc3339()),
     };
     match &logger.path {

@@ -7,9 +7,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
-use oci_spec::runtime::{
-    LinuxDeviceType, LinuxNamespaceType, Mount, PosixRlimitType, Spec,
-};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, PosixRlimitType, Spec};
 
 use super::error::{Error, Result};
 use super::sys::{self, MountAttr};
@@ -63,7 +61,12 @@ impl RootPath {
 }
 
 pub fn cstring(bytes: &[u8]) -> Result<CString> {
-    CString::new(bytes).map_err(|_| Error::Config(format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes))))
+    CString::new(bytes).map_err(|_| {
+        Error::Config(format!(
+            "{:?} contains a NUL byte",
+            String::from_utf8_lossy(bytes)
+        ))
+    })
 }
 
 fn cstr_of(s: &str) -> Result<CString> {
@@ -325,9 +328,9 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
             apply_mount_label(&mut mounts, label)?;
         }
     }
-    let dev_bound_from_host = mounts_spec.iter().any(|m| {
-        m.destination() == Path::new("/dev") && is_bind(m)
-    });
+    let dev_bound_from_host = mounts_spec
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
     let devices = plan_devices(&linux, dev_bound_from_host)?;
 
     let root = spec
@@ -372,8 +375,16 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
             process.seccomp = compile_seccomp(spec)?;
             process
         },
-        create_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.create_container().clone()))?,
-        start_container_hooks: plan_hooks(spec.hooks().as_ref().and_then(|h| h.start_container().clone()))?,
+        create_container_hooks: plan_hooks(
+            spec.hooks()
+                .as_ref()
+                .and_then(|h| h.create_container().clone()),
+        )?,
+        start_container_hooks: plan_hooks(
+            spec.hooks()
+                .as_ref()
+                .and_then(|h| h.start_container().clone()),
+        )?,
         oom_score_adj: process_spec.oom_score_adj(),
         session_keyring: if opts.no_new_keyring {
             None
@@ -506,8 +517,10 @@ fn propagation_option(opt: &str) -> Option<(u64, bool)> {
 
 /// Options that mean nothing to the kernel and are dropped (as runc and crun do).
 fn ignored_option(opt: &str) -> bool {
-    matches!(opt, "bind" | "rbind" | "defaults" | "auto" | "noauto" | "nouser" | "user" | "loud")
-        || opt.starts_with("x-")
+    matches!(
+        opt,
+        "bind" | "rbind" | "defaults" | "auto" | "noauto" | "nouser" | "user" | "loud"
+    ) || opt.starts_with("x-")
 }
 
 fn plan_mount(
@@ -567,7 +580,10 @@ fn plan_mount(
     }
     if is_bind(m) {
         if !fs_options.is_empty() {
-            let names: Vec<_> = fs_options.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+            let names: Vec<_> = fs_options
+                .iter()
+                .map(|(k, _)| k.to_string_lossy().into_owned())
+                .collect();
             return Err(Error::Config(format!(
                 "mount {}: unknown bind mount options {}",
                 m.destination().display(),
@@ -623,7 +639,10 @@ fn plan_mount(
 /// (tmpfs, devpts, mqueue), as runc labels them.
 fn apply_mount_label(mounts: &mut [MountStep], label: &str) -> Result<()> {
     for step in mounts {
-        if let MountSource::New { fstype, options, .. } = &mut step.source {
+        if let MountSource::New {
+            fstype, options, ..
+        } = &mut step.source
+        {
             if matches!(fstype.to_bytes(), b"tmpfs" | b"devpts" | b"mqueue") {
                 options.push((cstr_of("context")?, Some(cstr_of(label)?)));
             }
@@ -686,66 +705,68 @@ fn plan_cgroup_mount(
     let mut writable = base.attr;
     writable.attr_set &= !sys::MOUNT_ATTR_RDONLY;
     let read_only = attr.attr_set & sys::MOUNT_ATTR_RDONLY != 0;
-    let sub = |name: &str, source: MountSource, what: String, attr: MountAttr| -> Result<MountStep> {
-        let mut dest = base.dest.display.trim_end_matches('/').to_string();
-        if !name.is_empty() {
-            dest.push('/');
-            dest.push_str(name);
-        }
-        Ok(MountStep {
-            dest: RootPath::new(Path::new(&dest))?,
-            source,
-            attr,
-            recursive_attr: MountAttr::default(),
-            propagation: 0,
-            propagation_recursive: false,
-            dest_is_file: false,
-            tmpcopyup: false,
-            what,
-        })
-    };
-    let hierarchy_source = |mount_point: &str, fstype: &str, super_opts: &str| -> Result<MountSource> {
-        if cgroupns {
-            let options = if fstype == "cgroup2" {
-                Vec::new()
+    let sub =
+        |name: &str, source: MountSource, what: String, attr: MountAttr| -> Result<MountStep> {
+            let mut dest = base.dest.display.trim_end_matches('/').to_string();
+            if !name.is_empty() {
+                dest.push('/');
+                dest.push_str(name);
+            }
+            Ok(MountStep {
+                dest: RootPath::new(Path::new(&dest))?,
+                source,
+                attr,
+                recursive_attr: MountAttr::default(),
+                propagation: 0,
+                propagation_recursive: false,
+                dest_is_file: false,
+                tmpcopyup: false,
+                what,
+            })
+        };
+    let hierarchy_source =
+        |mount_point: &str, fstype: &str, super_opts: &str| -> Result<MountSource> {
+            if cgroupns {
+                let options = if fstype == "cgroup2" {
+                    Vec::new()
+                } else {
+                    super_opts
+                        .split(',')
+                        .filter(|o| *o != "rw" && *o != "ro")
+                        .map(|o| match o.split_once('=') {
+                            Some((k, v)) => Ok((cstr_of(k)?, Some(cstr_of(v)?))),
+                            None => Ok((cstr_of(o)?, None)),
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                };
+                return Ok(MountSource::New {
+                    fstype: cstr_of(fstype)?,
+                    source: cstr_of("cgroup")?,
+                    options,
+                });
+            }
+            let key = if fstype == "cgroup2" {
+                String::new()
             } else {
                 super_opts
                     .split(',')
                     .filter(|o| *o != "rw" && *o != "ro")
-                    .map(|o| match o.split_once('=') {
-                        Some((k, v)) => Ok((cstr_of(k)?, Some(cstr_of(v)?))),
-                        None => Ok((cstr_of(o)?, None)),
-                    })
-                    .collect::<Result<Vec<_>>>()?
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
-            return Ok(MountSource::New {
-                fstype: cstr_of(fstype)?,
-                source: cstr_of("cgroup")?,
-                options,
-            });
-        }
-        let key = if fstype == "cgroup2" {
-            String::new()
-        } else {
-            super_opts
-                .split(',')
-                .filter(|o| *o != "rw" && *o != "ro")
-                .collect::<Vec<_>>()
-                .join(",")
+            // The container's own directory in this hierarchy; berth's when it has none there.
+            let source = match cgroup_dirs.iter().find(|d| d.starts_with(mount_point)) {
+                Some(dir) => dir.display().to_string(),
+                None => {
+                    let own_path = own.get(&key).cloned().unwrap_or_else(|| "/".into());
+                    format!("{}{}", mount_point, own_path.trim_end_matches('/'))
+                }
+            };
+            Ok(MountSource::Bind {
+                source: cstr_of(&source)?,
+                recursive: false,
+            })
         };
-        // The container's own directory in this hierarchy; berth's when it has none there.
-        let source = match cgroup_dirs.iter().find(|d| d.starts_with(mount_point)) {
-            Some(dir) => dir.display().to_string(),
-            None => {
-                let own_path = own.get(&key).cloned().unwrap_or_else(|| "/".into());
-                format!("{}{}", mount_point, own_path.trim_end_matches('/'))
-            }
-        };
-        Ok(MountSource::Bind {
-            source: cstr_of(&source)?,
-            recursive: false,
-        })
-    };
     if pure_v2 {
         let (mp, fstype, opts) = &hierarchies[0];
         let source = hierarchy_source(mp, fstype, opts)?;
@@ -770,14 +791,24 @@ fn plan_cgroup_mount(
         };
         // cgroup v1's "name=systemd" hierarchy is named "none,name=systemd" in the options.
         let source = hierarchy_source(mp, fstype, opts)?;
-        out.push(sub(name, source, format!("{fstype} on {}/{name}", base.dest.display), attr)?);
+        out.push(sub(
+            name,
+            source,
+            format!("{fstype} on {}/{name}", base.dest.display),
+            attr,
+        )?);
     }
     if read_only {
         let ro = MountAttr {
             attr_set: sys::MOUNT_ATTR_RDONLY,
             ..Default::default()
         };
-        out.push(sub("", MountSource::Reattr, format!("read-only {}", base.dest.display), ro)?);
+        out.push(sub(
+            "",
+            MountSource::Reattr,
+            format!("read-only {}", base.dest.display),
+            ro,
+        )?);
     }
     Ok(())
 }
@@ -792,7 +823,10 @@ const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
-fn plan_devices(linux: &oci_spec::runtime::Linux, dev_bound_from_host: bool) -> Result<Vec<DeviceStep>> {
+fn plan_devices(
+    linux: &oci_spec::runtime::Linux,
+    dev_bound_from_host: bool,
+) -> Result<Vec<DeviceStep>> {
     let mut steps = Vec::new();
     let configured = linux.devices().clone().unwrap_or_default();
     for d in &configured {
@@ -845,7 +879,11 @@ fn plan_sysctl(
     let has = |t| namespaces.iter().any(|n| n.typ() == t);
     let namespaced = if key.starts_with("net.") {
         has(LinuxNamespaceType::Network)
-    } else if key.starts_with("kernel.shm") || key.starts_with("kernel.msg") || key == "kernel.sem" || key.starts_with("fs.mqueue.") {
+    } else if key.starts_with("kernel.shm")
+        || key.starts_with("kernel.msg")
+        || key == "kernel.sem"
+        || key.starts_with("fs.mqueue.")
+    {
         has(LinuxNamespaceType::Ipc)
     } else if key == "kernel.hostname" || key == "kernel.domainname" {
         has(LinuxNamespaceType::Uts)
@@ -861,7 +899,11 @@ fn plan_sysctl(
         return Err(Error::Config(format!("sysctl {key:?} is not a valid name")));
     }
     let rel = format!("/proc/sys/{}", key.replace('.', "/"));
-    Ok((RootPath::new(Path::new(&rel))?, cstr_of(value)?, key.to_string()))
+    Ok((
+        RootPath::new(Path::new(&rel))?,
+        cstr_of(value)?,
+        key.to_string(),
+    ))
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
@@ -948,13 +990,18 @@ pub fn container_home(rootfs: &Path, uid: u32) -> String {
         let fd = sys::open_in_root(root.as_raw_fd(), c"etc/passwd", libc::O_RDONLY).ok()?;
         let mut text = String::new();
         use std::io::Read;
-        std::fs::File::from(fd).take(1 << 20).read_to_string(&mut text).ok()?;
+        std::fs::File::from(fd)
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
         text.lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
             (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
         })
     };
-    read().filter(|h| !h.is_empty()).unwrap_or_else(|| "/".to_string())
+    read()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 pub fn plan_process_spec(
@@ -1060,14 +1107,35 @@ pub fn compile_seccomp(spec: &Spec) -> Result<Option<berth_seccomp::Filter>> {
     let Some(cfg) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
-    let filter = berth_seccomp::compile(cfg)
-        .map_err(|e| Error::Config(format!("linux.seccomp: {e}")))?;
+    let filter =
+        berth_seccomp::compile(cfg).map_err(|e| Error::Config(format!("linux.seccomp: {e}")))?;
     // The init makes these calls after loading a NOTIFY filter and before the agent has
     // its fd: a notified one would hang the container forever (runc refuses them too).
     const INIT_SYSCALLS: [&str; 24] = [
-        "setgroups", "setresuid", "setresgid", "capset", "capget", "prctl", "sendmsg",
-        "sendto", "recvfrom", "read", "write", "poll", "ppoll", "clone", "clone3", "execve",
-        "wait4", "close", "close_range", "fcntl", "dup2", "ioctl", "setsid", "rt_sigprocmask",
+        "setgroups",
+        "setresuid",
+        "setresgid",
+        "capset",
+        "capget",
+        "prctl",
+        "sendmsg",
+        "sendto",
+        "recvfrom",
+        "read",
+        "write",
+        "poll",
+        "ppoll",
+        "clone",
+        "clone3",
+        "execve",
+        "wait4",
+        "close",
+        "close_range",
+        "fcntl",
+        "dup2",
+        "ioctl",
+        "setsid",
+        "rt_sigprocmask",
     ];
     if filter.uses_notify() {
         if let Some(name) = INIT_SYSCALLS.iter().find(|n| filter.may_notify(n)) {
@@ -1181,7 +1249,10 @@ mod tests {
         let mut out = Vec::new();
         plan_mount(&m, &[], &[], Path::new("/"), &mut out).expect("plan");
         let step = &out[0];
-        assert_eq!(step.attr.attr_set, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY);
+        assert_eq!(
+            step.attr.attr_set,
+            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY
+        );
         assert_eq!(step.propagation, libc::MS_PRIVATE as u64);
         assert!(step.propagation_recursive);
         assert!(step.tmpcopyup);
@@ -1203,6 +1274,9 @@ mod tests {
     #[test]
     fn unknown_rootfs_propagation_is_an_error() {
         assert!(root_propagation(Some("sideways")).is_err());
-        assert_eq!(root_propagation(None).expect("default").0, (libc::MS_SLAVE | libc::MS_REC) as u64);
+        assert_eq!(
+            root_propagation(None).expect("default").0,
+            (libc::MS_SLAVE | libc::MS_REC) as u64
+        );
     }
 }

@@ -40,7 +40,11 @@ pub fn ensure_path(root: RawFd, path: &RootPath, leaf_is_file: bool) -> io::Resu
     let count = path.prefixes.len();
     for k in 0..count {
         let leaf = k + 1 == count;
-        let dir_flag = if leaf && leaf_is_file { 0 } else { libc::O_DIRECTORY };
+        let dir_flag = if leaf && leaf_is_file {
+            0
+        } else {
+            libc::O_DIRECTORY
+        };
         match sys::open_in_root(root, &path.prefixes[k], libc::O_PATH | dir_flag) {
             Ok(fd) => {
                 parent = Some(fd);
@@ -51,7 +55,11 @@ pub fn ensure_path(root: RawFd, path: &RootPath, leaf_is_file: bool) -> io::Resu
         }
         let parent_fd = parent.as_ref().map_or(root, |f| f.as_raw_fd());
         create_entry(parent_fd, &path.names[k], leaf && leaf_is_file)?;
-        parent = Some(sys::open_in_root(root, &path.prefixes[k], libc::O_PATH | dir_flag)?);
+        parent = Some(sys::open_in_root(
+            root,
+            &path.prefixes[k],
+            libc::O_PATH | dir_flag,
+        )?);
     }
     match parent {
         Some(fd) => Ok(fd),
@@ -144,7 +152,8 @@ fn make_tree(step: &MountStep, index: usize) -> R<OwnedFd> {
         MountSource::Bind { source, recursive } => {
             let src = sys::openat2(libc::AT_FDCWD, source, libc::O_PATH, 0, 0)
                 .map_err(os(Step::MountSource, index))?;
-            let tree = sys::clone_tree(src.as_raw_fd(), *recursive).map_err(os(Step::Mount, index))?;
+            let tree =
+                sys::clone_tree(src.as_raw_fd(), *recursive).map_err(os(Step::Mount, index))?;
             if step.attr != MountAttr::default() {
                 sys::mount_setattr(tree.as_raw_fd(), false, &step.attr)
                     .map_err(os(Step::MountAttr, index))?;
@@ -191,7 +200,8 @@ fn unreachable_reattr(index: usize) -> R<OwnedFd> {
 
 /// Performs one `mounts` entry.
 pub fn mount_one(root: RawFd, step: &MountStep, index: usize) -> R<()> {
-    let dest = ensure_path(root, &step.dest, step.dest_is_file).map_err(os(Step::MountDest, index))?;
+    let dest =
+        ensure_path(root, &step.dest, step.dest_is_file).map_err(os(Step::MountDest, index))?;
     if let MountSource::Reattr = step.source {
         return sys::mount_setattr(dest.as_raw_fd(), false, &step.attr)
             .map_err(os(Step::MountAttr, index));
@@ -228,13 +238,20 @@ fn copy_tree(from: RawFd, to: RawFd) -> io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut path_buf = [0u8; 32];
     let from_path = std::path::PathBuf::from(
-        sys::proc_fd_path(&mut path_buf, from).to_string_lossy().into_owned(),
+        sys::proc_fd_path(&mut path_buf, from)
+            .to_string_lossy()
+            .into_owned(),
     );
     let to_path = std::path::PathBuf::from(
-        sys::proc_fd_path(&mut path_buf, to).to_string_lossy().into_owned(),
+        sys::proc_fd_path(&mut path_buf, to)
+            .to_string_lossy()
+            .into_owned(),
     );
     let root_meta = std::fs::metadata(&from_path)?;
-    std::fs::set_permissions(&to_path, std::fs::Permissions::from_mode(root_meta.mode() & 0o7777))?;
+    std::fs::set_permissions(
+        &to_path,
+        std::fs::Permissions::from_mode(root_meta.mode() & 0o7777),
+    )?;
     copy_dir_contents(&from_path, &to_path)
 }
 
@@ -274,8 +291,14 @@ pub fn make_device(root: RawFd, dev: &DeviceStep, index: usize, in_userns: bool)
         None => return Err(Fail::new(Step::Device, index, libc::EINVAL)),
     };
     // O_PATH parent fds cannot be used for mknodat: reopen the directory for real.
-    let dir = sys::openat2(pfd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0, sys::RESOLVE_NO_SYMLINKS)
-        .map_err(os(Step::Device, index))?;
+    let dir = sys::openat2(
+        pfd,
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(os(Step::Device, index))?;
     let dfd = dir.as_raw_fd();
     if in_userns {
         create_entry(dfd, name, true).map_err(os(Step::Device, index))?;
@@ -304,7 +327,14 @@ pub fn make_device(root: RawFd, dev: &DeviceStep, index: usize, in_userns: bool)
         if libc::mknodat(dfd, name.as_ptr(), dev.file_type | dev.mode, dev.rdev) < 0 {
             return Err(last(Step::Device, index));
         }
-        if libc::fchownat(dfd, name.as_ptr(), dev.uid, dev.gid, libc::AT_SYMLINK_NOFOLLOW) < 0 {
+        if libc::fchownat(
+            dfd,
+            name.as_ptr(),
+            dev.uid,
+            dev.gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) < 0
+        {
             return Err(last(Step::Device, index));
         }
     }
@@ -315,7 +345,13 @@ pub fn make_device(root: RawFd, dev: &DeviceStep, index: usize, in_userns: bool)
 pub fn dev_symlinks(root: RawFd) -> R<()> {
     let dev = match sys::open_in_root(root, c"dev", libc::O_RDONLY | libc::O_DIRECTORY) {
         Ok(fd) => fd,
-        Err(e) => return Err(Fail::new(Step::DevSymlink, 0, e.raw_os_error().unwrap_or(libc::EIO))),
+        Err(e) => {
+            return Err(Fail::new(
+                Step::DevSymlink,
+                0,
+                e.raw_os_error().unwrap_or(libc::EIO),
+            ))
+        }
     };
     let links: [(&CStr, &CStr); 6] = [
         (c"/proc/self/fd", c"fd"),
@@ -355,7 +391,14 @@ pub fn pivot(root: RawFd, no_pivot: bool) -> R<()> {
             return Err(last(Step::Pivot, 0));
         }
         if no_pivot {
-            if libc::mount(c".".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()) < 0 {
+            if libc::mount(
+                c".".as_ptr(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_MOVE,
+                std::ptr::null(),
+            ) < 0
+            {
                 return Err(last(Step::Pivot, 1));
             }
             if libc::chroot(c".".as_ptr()) < 0 {
@@ -369,7 +412,14 @@ pub fn pivot(root: RawFd, no_pivot: bool) -> R<()> {
                 return Err(last(Step::Pivot, 8));
             }
             // The old root must not propagate our unmount back to the host.
-            if libc::mount(std::ptr::null(), c".".as_ptr(), std::ptr::null(), libc::MS_SLAVE | libc::MS_REC, std::ptr::null()) < 0 {
+            if libc::mount(
+                std::ptr::null(),
+                c".".as_ptr(),
+                std::ptr::null(),
+                libc::MS_SLAVE | libc::MS_REC,
+                std::ptr::null(),
+            ) < 0
+            {
                 return Err(last(Step::Pivot, 4));
             }
             if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) < 0 {
@@ -462,7 +512,8 @@ pub fn mask_paths(root: RawFd, plan: &InitPlan) -> R<()> {
         // SAFETY: stat is plain old data.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: valid fd, empty path with AT_EMPTY_PATH.
-        if unsafe { libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) } < 0 {
+        if unsafe { libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) } < 0
+        {
             return Err(last(Step::Mask, i));
         }
         let tree = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
@@ -494,7 +545,13 @@ pub fn seal_root(root: RawFd) -> R<()> {
 pub fn root_propagation_after_pivot(flags: u64) -> R<()> {
     // SAFETY: plain mount(2) changing propagation of "/".
     if unsafe {
-        libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags as libc::c_ulong, std::ptr::null())
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            flags as libc::c_ulong,
+            std::ptr::null(),
+        )
     } < 0
     {
         return Err(last(Step::RootPropagation, 1));
@@ -514,7 +571,11 @@ pub fn open_console(root: RawFd, size: Option<libc::winsize>) -> R<(OwnedFd, Own
         if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
             return Err(last(Step::Console, 1));
         }
-        let fd = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let fd = libc::ioctl(
+            m,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if fd < 0 {
             return Err(last(Step::Console, 2));
         }

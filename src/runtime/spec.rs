@@ -40,11 +40,16 @@ fn drop_unknown_capabilities(value: &mut serde_json::Value) {
         return;
     };
     for (set, list) in caps.iter_mut() {
-        let Some(names) = list.as_array_mut() else { continue };
+        let Some(names) = list.as_array_mut() else {
+            continue;
+        };
         names.retain(|name| {
-            let known = serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            let known =
+                serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
             if !known {
-                super::log::warn(&format!("unknown capability {name} in process.capabilities.{set}: ignored"));
+                super::log::warn(&format!(
+                    "unknown capability {name} in process.capabilities.{set}: ignored"
+                ));
             }
             known
         });
@@ -58,8 +63,7 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .as_ref()
         .ok_or_else(|| Error::Config("root is missing".into()))?;
     let path = bundle.join(root.path());
-    let canonical = std::fs::canonicalize(&path)
-        .ctx(|| format!("root.path {}", path.display()))?;
+    let canonical = std::fs::canonicalize(&path).ctx(|| format!("root.path {}", path.display()))?;
     if !canonical.is_dir() {
         return Err(Error::Config(format!(
             "root.path {} is not a directory",
@@ -87,7 +91,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
 
 /// config.md: each rlimit type at most once.
 fn validate_rlimits(spec: &Spec) -> Result<()> {
-    let rlimits = spec.process().as_ref().and_then(|p| p.rlimits().as_deref()).unwrap_or_default();
+    let rlimits = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.rlimits().as_deref())
+        .unwrap_or_default();
     for (i, r) in rlimits.iter().enumerate() {
         if rlimits[..i].iter().any(|earlier| earlier.typ() == r.typ()) {
             return Err(Error::Config(format!(
@@ -311,7 +319,10 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
     };
     if let Some(process) = spec.process() {
         // An AppArmor profile is applied, or ignored on a host without AppArmor (as runc).
-        if process.selinux_label().as_deref().is_some_and(|l| !l.is_empty())
+        if process
+            .selinux_label()
+            .as_deref()
+            .is_some_and(|l| !l.is_empty())
             && !super::lsm::selinux_enabled()
         {
             return unsupported(
@@ -327,7 +338,10 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         }
     }
     if let Some(linux) = spec.linux() {
-        if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty())
+        if linux
+            .mount_label()
+            .as_deref()
+            .is_some_and(|l| !l.is_empty())
             && !super::lsm::selinux_enabled()
         {
             return unsupported("linux.mountLabel", "SELinux is not enabled on this host");
@@ -455,8 +469,12 @@ mod tests {
         let spec = default_spec(true);
         let linux = spec.linux().as_ref().expect("linux section");
         let namespaces = linux.namespaces().as_ref().expect("namespaces");
-        assert!(namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-        assert!(!namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert!(namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User));
+        assert!(!namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Network));
         assert_eq!(linux.uid_mappings().as_ref().map(Vec::len), Some(1));
         validate(&spec).expect("the rootless spec validates");
     }

@@ -369,7 +369,9 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 
 /// The errno of the last failed libc call, for code that must not allocate.
 pub fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Formats `/proc/self/fd/N` into `buf` without allocating; returns it as a C string.
@@ -403,6 +405,9 @@ mod tests {
     fn proc_fd_path_formats_numbers() {
         let mut buf = [0u8; 32];
         assert_eq!(proc_fd_path(&mut buf, 0).to_bytes(), b"/proc/self/fd/0");
-        assert_eq!(proc_fd_path(&mut buf, 1234).to_bytes(), b"/proc/self/fd/1234");
+        assert_eq!(
+            proc_fd_path(&mut buf, 1234).to_bytes(),
+            b"/proc/self/fd/1234"
+        );
     }
 }

@@ -141,8 +141,8 @@ pub fn update(root: &Path, id: &str, patch: serde_json::Value) -> Result<()> {
     let mut value = serde_json::to_value(&current)
         .map_err(|e| Error::State(format!("encoding resources: {e}")))?;
     merge(&mut value, patch);
-    let merged: LinuxResources = serde_json::from_value(value)
-        .map_err(|e| Error::Config(format!("resources: {e}")))?;
+    let merged: LinuxResources =
+        serde_json::from_value(value).map_err(|e| Error::Config(format!("resources: {e}")))?;
     cgroup_of(&container)?.apply(&merged)?;
     let mut linux = saved.config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merged));
@@ -162,7 +162,12 @@ pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value> {
 
 /// `berth events`: a stats event every `interval` and an oom event for each OOM kill,
 /// one JSON object per line, until the container stops.
-pub fn events(root: &Path, id: &str, interval: Duration, mut emit: impl FnMut(serde_json::Value)) -> Result<()> {
+pub fn events(
+    root: &Path,
+    id: &str,
+    interval: Duration,
+    mut emit: impl FnMut(serde_json::Value),
+) -> Result<()> {
     let manager = {
         let container = Container::load(root, id)?;
         if container.status()? == Status::Stopped {
@@ -222,6 +227,9 @@ mod tests {
     fn merge_replaces_leaves_and_keeps_siblings() {
         let mut base = serde_json::json!({"memory": {"limit": 1, "swap": 2}, "pids": {"limit": 3}});
         merge(&mut base, serde_json::json!({"memory": {"limit": 5}}));
-        assert_eq!(base, serde_json::json!({"memory": {"limit": 5, "swap": 2}, "pids": {"limit": 3}}));
+        assert_eq!(
+            base,
+            serde_json::json!({"memory": {"limit": 5, "swap": 2}, "pids": {"limit": 3}})
+        );
     }
 }

@@ -696,7 +696,8 @@ fn write_oom_score_adj(pid: i32, config: &Spec) -> Result<()> {
 /// Waits until the child has closed its copy of the container lock (EXEC_READY).
 fn wait_ready(sock: &OwnedFd) -> Result<()> {
     let mut b = [0u8; 16];
-    let (n, _) = create::recv_msg(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
+    let (n, _) =
+        create::recv_msg(sock.as_raw_fd(), &mut b).ctx(|| "waiting for the exec'd process")?;
     if n != 16 || msg::decode(&b).0 != msg::EXEC_READY {
         return Err(Error::State("the exec'd process died before exec".into()));
     }
@@ -739,7 +740,9 @@ fn wait_exec(sock: &OwnedFd, plan: &ExecPlan, saved: &Saved, pid: i32) -> Result
         }
         let (kind, step, index, errno) = msg::decode(&b);
         match (kind, fd) {
-            (msg::SECCOMP_FD, Some(fd)) => create::send_notify_fd(saved, pid, &fd, Status::Running)?,
+            (msg::SECCOMP_FD, Some(fd)) => {
+                create::send_notify_fd(saved, pid, &fd, Status::Running)?
+            }
             (msg::ERROR, _) => {
                 let fail = Fail {
                     step: Step::from_u32(step).unwrap_or(Step::Sync),
@@ -808,7 +811,10 @@ fn describe_process_step(p: &ProcessPlan, step: Step, i: usize, err: std::io::Er
         Step::Seccomp => format!("loading the container's seccomp filter: {err}"),
         Step::Lsm => format!(
             "applying the {}: {err}",
-            p.exec_labels.get(i).map(|l| l.what.as_str()).unwrap_or("LSM label")
+            p.exec_labels
+                .get(i)
+                .map(|l| l.what.as_str())
+                .unwrap_or("LSM label")
         ),
         other => format!("{other:?} (item {i}): {err}"),
     }

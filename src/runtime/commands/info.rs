@@ -91,13 +91,54 @@ pub fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
 
 /// Mount options berth understands (features.md `mountOptions`).
 const MOUNT_OPTIONS: &[&str] = &[
-    "async", "atime", "bind", "defaults", "dev", "diratime", "exec", "noatime", "nodev",
-    "nodiratime", "noexec", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
-    "private", "rbind", "relatime", "remount", "ro", "rprivate", "rro", "rrw", "rnosuid",
-    "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "rrelatime", "rstrictatime",
-    "rnodiratime", "rdiratime", "rnosymfollow", "rsymfollow", "rshared", "rslave",
-    "runbindable", "rw", "shared", "slave", "strictatime", "suid", "symfollow", "sync",
-    "tmpcopyup", "unbindable",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "exec",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnoatime",
+    "rrelatime",
+    "rstrictatime",
+    "rnodiratime",
+    "rdiratime",
+    "rnosymfollow",
+    "rsymfollow",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
 ];
 
 /// `berth features`: what this build of berth really supports (runtime spec features.md).
@@ -158,6 +199,9 @@ mod tests {
             .as_array()
             .is_some_and(|c| c.iter().any(|x| x == "CAP_SYS_ADMIN")));
         assert_eq!(f["linux"]["seccomp"]["enabled"], true);
-        assert_eq!(f["linux"]["seccomp"]["operators"].as_array().map(Vec::len), Some(7));
+        assert_eq!(
+            f["linux"]["seccomp"]["operators"].as_array().map(Vec::len),
+            Some(7)
+        );
     }
 }

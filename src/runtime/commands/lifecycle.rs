@@ -43,7 +43,8 @@ pub fn start_container(container: &Container) -> Result<()> {
                 err: e,
             },
         })?;
-    fifo.write_all(b"0").ctx(|| "releasing the container init")?;
+    fifo.write_all(b"0")
+        .ctx(|| "releasing the container init")?;
     wait_for_exec(&fifo);
     // Our write end keeps the pipe alive: whatever the init left in it is still there.
     let failed = start_failed(&path);
@@ -56,7 +57,11 @@ pub fn start_container(container: &Container) -> Result<()> {
     let saved = container.saved()?;
     if let Some(h) = saved.config.hooks() {
         let state = state_json(saved, Status::Running)?;
-        for warning in hooks::run_all_warn("poststart", h.poststart().as_deref().unwrap_or_default(), &state) {
+        for warning in hooks::run_all_warn(
+            "poststart",
+            h.poststart().as_deref().unwrap_or_default(),
+            &state,
+        ) {
             log::warn(&warning);
         }
     }
@@ -103,7 +108,8 @@ pub fn state(root: &Path, id: &str) -> Result<OciState> {
 /// Opens a pidfd for the container's init and checks it is still that process (not a
 /// recycled pid): signals then reach exactly it.
 pub fn init_pidfd(saved: &Saved) -> Result<OwnedFd> {
-    let pidfd = sys::pidfd_open(saved.pid).map_err(|_| Error::State("container not running".into()))?;
+    let pidfd =
+        sys::pidfd_open(saved.pid).map_err(|_| Error::State("container not running".into()))?;
     if !container::process_alive(saved.pid, saved.pid_start_time) {
         return Err(Error::State("container not running".into()));
     }
@@ -143,8 +149,15 @@ fn pids_in_pid_namespace(init: i32) -> Result<Vec<i32>> {
         return Ok(vec![init]);
     }
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").ctx(|| "reading /proc")?.flatten() {
-        if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+    for entry in std::fs::read_dir("/proc")
+        .ctx(|| "reading /proc")?
+        .flatten()
+    {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        {
             if ns_of(pid) == own {
                 pids.push(pid);
             }
@@ -200,7 +213,11 @@ pub fn destroy(container: Container) -> Result<()> {
     }
     if let Some(h) = saved.config.hooks() {
         let state = state_json(saved, Status::Stopped)?;
-        for warning in hooks::run_all_warn("poststop", h.poststop().as_deref().unwrap_or_default(), &state) {
+        for warning in hooks::run_all_warn(
+            "poststop",
+            h.poststop().as_deref().unwrap_or_default(),
+            &state,
+        ) {
             log::warn(&warning);
         }
     }

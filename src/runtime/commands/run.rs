@@ -11,9 +11,9 @@ use super::lifecycle;
 use super::pidfd::{self, PidfdSocket};
 use super::supervise::{forwarded_signals, supervise};
 use crate::runtime::container::Container;
-use crate::runtime::exe_guard;
 use crate::runtime::create::{self, CreateOptions, Created};
 use crate::runtime::error::{Context, Result};
+use crate::runtime::exe_guard;
 use crate::runtime::sys;
 
 pub struct RunOptions {
@@ -29,7 +29,11 @@ pub struct RunOptions {
 pub fn run(mut opts: RunOptions) -> Result<i32> {
     // Before anything a re-exec would do twice (the pidfd socket connection).
     exe_guard::ensure_protected()?;
-    let pidfd_socket = opts.pidfd_socket.as_deref().map(PidfdSocket::connect).transpose()?;
+    let pidfd_socket = opts
+        .pidfd_socket
+        .as_deref()
+        .map(PidfdSocket::connect)
+        .transpose()?;
     if opts.detach {
         let created = create_with(&opts.create, pidfd_socket.as_ref())?;
         lifecycle::start_container(&created.container)?;
@@ -65,7 +69,6 @@ pub fn run(mut opts: RunOptions) -> Result<i32> {
     }
     Ok(code)
 }
-
 
 /// `create`, then the init's pidfd to the `--pidfd-socket` if there is one.
 pub fn create_with(opts: &CreateOptions, pidfd_socket: Option<&PidfdSocket>) -> Result<Created> {
