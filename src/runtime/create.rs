@@ -403,6 +403,9 @@ fn run_poststop_after_failure(saved: &Saved) {
     }
 }
 
+/// A decoded sync message: (kind, step, index, value).
+type Msg = (u32, u32, u32, i32);
+
 /// The parent's view of the init during create.
 struct InitProcess {
     /// The process clone3 made (the init itself, or the intermediate on the slow path).
@@ -443,7 +446,7 @@ impl InitProcess {
     }
 
     /// Receives one message and the descriptor attached to it, if any.
-    fn recv_with_fd(&self, plan: &InitPlan) -> Result<((u32, u32, u32, i32), Option<OwnedFd>)> {
+    fn recv_with_fd(&self, plan: &InitPlan) -> Result<(Msg, Option<OwnedFd>)> {
         let mut b = [0u8; 16];
         let (n, fd) = recv_msg(self.sock.as_raw_fd(), &mut b).unwrap_or((0, None));
         if n != 16 {

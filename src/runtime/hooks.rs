@@ -41,11 +41,8 @@ pub fn run_all_warn(kind: &str, hooks: &[Hook], state: &[u8]) -> Vec<String> {
 
 fn run_one(hook: &Hook, state: &[u8]) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.path());
-    match hook.args().as_deref() {
-        Some([arg0, rest @ ..]) => {
-            cmd.arg0(arg0).args(rest);
-        }
-        _ => {}
+    if let Some([arg0, rest @ ..]) = hook.args().as_deref() {
+        cmd.arg0(arg0).args(rest);
     }
     cmd.env_clear();
     for var in hook.env().as_deref().unwrap_or_default() {

@@ -464,7 +464,8 @@ fn root_propagation(value: Option<&str>) -> Result<(u64, Option<u64>)> {
             )))
         }
     };
-    Ok((flags.0 as u64, flags.1.map(|f| f as u64)))
+    // MS_* are c_ulong, which is u64 on the 64-bit targets berth builds for.
+    Ok(flags)
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -512,7 +513,7 @@ fn propagation_option(opt: &str) -> Option<(u64, bool)> {
         "runbindable" => (libc::MS_UNBINDABLE, true),
         _ => return None,
     };
-    Some((flag as u64, rec))
+    Some((flag, rec))
 }
 
 /// Options that mean nothing to the kernel and are dropped (as runc and crun do).
