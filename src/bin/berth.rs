@@ -467,9 +467,9 @@ fn out(text: &str) {
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).context("writing JSON")?;
-    writeln!(out).context("writing JSON")?;
+    let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+    text.push('\n');
+    out(&text);
     Ok(())
 }
 

@@ -217,16 +217,23 @@ impl Container {
 /// counts as gone), created while the init waits on the exec fifo, paused while its
 /// cgroup is frozen, else running.
 pub fn status_of(saved: &Saved, dir: &Path) -> Status {
-    if !process_alive(saved.pid, saved.pid_start_time) {
+    live_status(saved.pid, saved.pid_start_time, saved.cgroup.as_ref(), dir)
+}
+
+/// `status_of` from the few fields it needs (`list` reads no more than these).
+pub fn live_status(
+    pid: i32,
+    pid_start_time: u64,
+    cgroup: Option<&berth_cgroups::Manager>,
+    dir: &Path,
+) -> Status {
+    if !process_alive(pid, pid_start_time) {
         return Status::Stopped;
     }
     if dir.join(EXEC_FIFO).exists() {
         return Status::Created;
     }
-    let frozen = saved
-        .cgroup
-        .as_ref()
-        .is_some_and(|cg| cg.freeze_requested().unwrap_or(false));
+    let frozen = cgroup.is_some_and(|cg| cg.freeze_requested().unwrap_or(false));
     if frozen {
         Status::Paused
     } else {

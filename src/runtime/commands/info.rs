@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::runtime::container::{self, OciState, Saved};
+use crate::runtime::container::{self, OciState};
 use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::spec;
 
@@ -16,13 +16,49 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
         let Ok(bytes) = std::fs::read(dir.join("state.json")) else {
             continue;
         };
-        let Ok(saved) = serde_json::from_slice::<Saved>(&bytes) else {
+        // Only what the listing shows: the saved config is skipped, not parsed.
+        let Ok(s) = serde_json::from_slice::<Summary>(&bytes) else {
             continue;
         };
-        let status = container::status_of(&saved, &dir);
-        states.push(container::oci_state(&saved, status));
+        let status = container::live_status(s.pid, s.pid_start_time, s.cgroup.as_ref(), &dir);
+        states.push(OciState {
+            oci_version: container::OCI_VERSION.to_string(),
+            id: s.id,
+            pid: if status == container::Status::Stopped {
+                0
+            } else {
+                s.pid
+            },
+            status: status.as_str().to_string(),
+            bundle: s.bundle,
+            rootfs: s.rootfs,
+            created: s.created,
+            owner: s.owner,
+            annotations: s.config.annotations.unwrap_or_default(),
+        });
     }
     Ok(states)
+}
+
+/// The fields of a saved state (`container::Saved`) that `list` needs.
+#[derive(serde::Deserialize)]
+struct Summary {
+    id: String,
+    pid: i32,
+    pid_start_time: u64,
+    bundle: std::path::PathBuf,
+    rootfs: std::path::PathBuf,
+    created: String,
+    owner: String,
+    #[serde(default)]
+    cgroup: Option<berth_cgroups::Manager>,
+    config: SummaryConfig,
+}
+
+#[derive(serde::Deserialize)]
+struct SummaryConfig {
+    #[serde(default)]
+    annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// runc's `list` table: left-aligned columns at least 12 wide, 3 spaces apart.
