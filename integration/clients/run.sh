@@ -160,10 +160,23 @@ SECURITY_OPTS=()
 [ "$SECCOMP" = true ] || SECURITY_OPTS=(--security-opt seccomp=unconfined)
 
 # --- the image ---------------------------------------------------------------
-# A busybox-static image built locally with umoci, exported with skopeo as a
-# docker archive that ctr, podman and docker all load.
+# A busybox-static image built locally with umoci, imported into bale and
+# exported by bale as the docker archive that ctr, podman and docker all load
+# (so the engines' loaders check bale's export too); skopeo exports it when
+# no bale sits next to the berth under test.
 IMAGE=localhost/busybox:latest
 IMAGE_TAR=$W/image/busybox.tar
+BALE=$(dirname "$BERTH_SRC")/bale
+export_image() {
+    if [ -x "$BALE" ]; then
+        echo "image archive: bale export"
+        "$BALE" --root "$W/image/store" import --format oci-dir oci "$IMAGE" >/dev/null &&
+            "$BALE" --root "$W/image/store" export --format docker-archive -o "$IMAGE_TAR" "$IMAGE"
+    else
+        echo "image archive: skopeo copy (no bale next to berth)"
+        skopeo copy --quiet oci:oci:latest "docker-archive:$IMAGE_TAR:$IMAGE"
+    fi
+}
 build_image() {
     local d=$W/image r
     mkdir -p "$d" && cd "$d" || return 1
@@ -181,7 +194,7 @@ build_image() {
     umoci repack --image oci:latest bundle >/dev/null &&
         umoci config --image oci:latest --config.cmd sh \
             --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin &&
-        skopeo copy --quiet oci:oci:latest "docker-archive:$IMAGE_TAR:$IMAGE" || return 1
+        export_image || return 1
     rm -rf bundle
     cd "$W" || return 1
 }
