@@ -56,6 +56,18 @@ fn drop_unknown_capabilities(value: &mut serde_json::Value) {
     }
 }
 
+/// Merges `patch` into `base` (objects key by key, everything else replaced).
+pub fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                merge_json(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
 /// The absolute path of the container's root filesystem.
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let root = spec
@@ -481,19 +493,8 @@ mod tests {
 
     fn with(json_patch: serde_json::Value) -> Spec {
         let mut value = serde_json::to_value(default_spec(false)).expect("serialize");
-        merge(&mut value, json_patch);
+        merge_json(&mut value, json_patch);
         serde_json::from_value(value).expect("patched spec parses")
-    }
-
-    fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-        match (base, patch) {
-            (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-                for (k, v) in p {
-                    merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (b, p) => *b = p,
-        }
     }
 
     #[test]

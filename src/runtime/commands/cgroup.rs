@@ -9,6 +9,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::runtime::container::{Container, Status};
 use crate::runtime::error::{Context, Error, Result};
+use crate::runtime::spec;
 
 fn cgroup_of(container: &Container) -> Result<&Manager> {
     container
@@ -112,18 +113,6 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
     Ok((value * mult as f64) as i64)
 }
 
-/// Merges `patch` into `base` (objects key by key, everything else replaced).
-fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-    match (base, patch) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (b, p) => *b = p,
-    }
-}
-
 /// `berth update`: merges `patch` (linux.resources JSON) into the container's resources,
 /// applies the result to the live cgroup and records it.
 pub fn update(root: &Path, id: &str, patch: serde_json::Value) -> Result<()> {
@@ -140,7 +129,7 @@ pub fn update(root: &Path, id: &str, patch: serde_json::Value) -> Result<()> {
         .unwrap_or_default();
     let mut value = serde_json::to_value(&current)
         .map_err(|e| Error::State(format!("encoding resources: {e}")))?;
-    merge(&mut value, patch);
+    spec::merge_json(&mut value, patch);
     let merged: LinuxResources =
         serde_json::from_value(value).map_err(|e| Error::Config(format!("resources: {e}")))?;
     cgroup_of(&container)?.apply(&merged)?;
@@ -226,7 +215,7 @@ mod tests {
     #[test]
     fn merge_replaces_leaves_and_keeps_siblings() {
         let mut base = serde_json::json!({"memory": {"limit": 1, "swap": 2}, "pids": {"limit": 3}});
-        merge(&mut base, serde_json::json!({"memory": {"limit": 5}}));
+        spec::merge_json(&mut base, serde_json::json!({"memory": {"limit": 5}}));
         assert_eq!(
             base,
             serde_json::json!({"memory": {"limit": 5, "swap": 2}, "pids": {"limit": 3}})
