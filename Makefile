@@ -53,10 +53,12 @@ test-cgroups:
 test-seccomp:
 	$(CARGO) test -p berth-seccomp
 
-# The cgroup manager's tests, then berth containers, on a pure cgroup v2 kernel (qemu).
+# The cgroup manager's tests, then berth containers, on a pure cgroup v2 kernel (qemu);
+# then the LSM tests on that kernel, which runs AppArmor.
 test-cgroups-vm:
 	integration/cgroups-vm/run.sh
 	integration/cgroups-vm/run.sh --integration
+	integration/cgroups-vm/run.sh --lsm
 
 # The OCI runtime-spec suite against RUNTIME (default: the freshly built berth).
 conformance:

@@ -10,6 +10,7 @@ mod errors;
 mod exec;
 mod hooks;
 mod lifecycle;
+mod lsm;
 mod mounts;
 mod namespaces;
 mod process;

@@ -7,6 +7,8 @@ bb=/busybox
 $bb mount -t tmpfs tmpfs /tmp
 $bb mount -t tmpfs tmpfs /run
 $bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+# securityfs: where apparmor_parser loads profiles (the LSM tests).
+[ -d /sys/kernel/security ] && $bb mount -t securityfs securityfs /sys/kernel/security
 for controller in $($bb cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$controller" >/sys/fs/cgroup/cgroup.subtree_control \
         || echo "stage2: cannot enable $controller" >>/work/results/output

@@ -8,6 +8,9 @@
 #   integration/cgroups-vm/run.sh --integration [ARGS...]
 #                                            # berth's container-level cgroup tests
 #                                            # (default: the focused set below)
+#   integration/cgroups-vm/run.sh --lsm [ARGS...]
+#                                            # berth's LSM tests with AppArmor enabled
+#                                            # (default: lsm:: and the LSM tests of security::)
 #   integration/cgroups-vm/run.sh BINARY [ARGS...]
 #
 # The kernel is a Debian linux-image package fetched with `apt-get download`
@@ -166,6 +169,14 @@ focused_integration_tests=(
     cgroups::delete_leaves_no_cgroup_directory
 )
 
+# The LSM tests run in the VM by --lsm: the guest kernel runs AppArmor (Debian's default).
+lsm_integration_tests=(
+    lsm::
+    security::features_report_the_hosts_lsms
+    security::apparmor_profile_is_applied_or_ignored_like_runc
+    security::selinux_labels_without_selinux_are_a_clear_error
+)
+
 # Copies an executable into the share's bin/, without its debug info when `strip` is there:
 # the guest copies bin/ to a tmpfs before running anything (see guest-stage2.sh), and under
 # TCG every megabyte counts.
@@ -206,6 +217,14 @@ main() {
         shift
         stage_integration "$share"
         [ $# -gt 0 ] || set -- "${focused_integration_tests[@]}" --exact --test-threads=2
+    elif [ "${1:-}" = "--lsm" ]; then
+        shift
+        # The tests load their own profiles with the host's apparmor_parser (shared /usr).
+        [ -x /usr/sbin/apparmor_parser ] || apt_install apparmor
+        stage_integration "$share"
+        # A guest without AppArmor fails these tests instead of skipping them.
+        echo "BERTH_TEST_REQUIRE_APPARMOR=1" >>"$share/env"
+        [ $# -gt 0 ] || set -- "${lsm_integration_tests[@]}" --test-threads=2
     else
         local binary
         if [ $# -gt 0 ]; then

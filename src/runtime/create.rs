@@ -786,14 +786,7 @@ pub fn describe(plan: &InitPlan, fail: Fail) -> String {
         Step::Exec => format!("exec {:?}: {err}", plan.process.arg0),
         Step::Keyring => format!("creating a session keyring: {err}"),
         Step::Seccomp => format!("loading the seccomp filter: {err}"),
-        Step::Lsm => format!(
-            "applying the {}: {err}",
-            plan.process
-                .exec_labels
-                .get(i)
-                .map(|l| l.what.as_str())
-                .unwrap_or("LSM label")
-        ),
+        Step::Lsm => super::lsm::describe_failure(&plan.process.exec_labels, i, fail.errno),
     }
 }
 

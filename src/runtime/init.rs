@@ -614,7 +614,7 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
     change_dir(p)?;
     let exec_index = find_executable(p)?;
     for (i, label) in p.exec_labels.iter().enumerate() {
-        write_exec_label(label).map_err(os(Step::Lsm, i))?;
+        write_exec_label(label, i)?;
     }
     let mut notify_fd = None;
     if load_seccomp_early(p) {
@@ -636,8 +636,9 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
 
 /// Writes an AppArmor profile or SELinux label for the next execve into our own
 /// `attr/exec`, through a descriptor checked to be on procfs (a container could have
-/// mounted something else over /proc).
-fn write_exec_label(label: &super::lsm::ExecLabel) -> io::Result<()> {
+/// mounted something else over /proc). `index` is the label's, for the failure report.
+fn write_exec_label(label: &super::lsm::ExecLabel, index: usize) -> R<()> {
+    let no_procfs = os(Step::Lsm, index | super::lsm::NO_ATTR_FILE);
     for file in label.files {
         let fd = match sys::openat2(
             libc::AT_FDCWD,
@@ -648,12 +649,13 @@ fn write_exec_label(label: &super::lsm::ExecLabel) -> io::Result<()> {
         ) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(os(Step::Lsm, index)(e)),
         };
-        rootfs::check_procfs(fd.as_raw_fd())?;
-        return sys::write_all(fd.as_raw_fd(), label.value.to_bytes());
+        rootfs::check_procfs(fd.as_raw_fd()).map_err(&no_procfs)?;
+        return sys::write_all(fd.as_raw_fd(), label.value.to_bytes())
+            .map_err(os(Step::Lsm, index));
     }
-    Err(io::Error::from_raw_os_error(libc::ENOENT))
+    Err(no_procfs(io::Error::from_raw_os_error(libc::ENOENT)))
 }
 
 /// chdir to process.cwd, then check the kernel still sees it inside our root (a cwd that

@@ -809,12 +809,10 @@ fn describe_process_step(p: &ProcessPlan, step: Step, i: usize, err: std::io::Er
         Step::Exec => format!("exec {:?}: {err}", p.arg0),
         Step::Sync => format!("talking to berth: {err}"),
         Step::Seccomp => format!("loading the container's seccomp filter: {err}"),
-        Step::Lsm => format!(
-            "applying the {}: {err}",
-            p.exec_labels
-                .get(i)
-                .map(|l| l.what.as_str())
-                .unwrap_or("LSM label")
+        Step::Lsm => crate::runtime::lsm::describe_failure(
+            &p.exec_labels,
+            i,
+            err.raw_os_error().unwrap_or(0),
         ),
         other => format!("{other:?} (item {i}): {err}"),
     }
