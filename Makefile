@@ -54,11 +54,12 @@ test-seccomp:
 	$(CARGO) test -p berth-seccomp
 
 # The cgroup manager's tests, then berth containers, on a pure cgroup v2 kernel (qemu);
-# then the LSM tests on that kernel, which runs AppArmor.
+# then the LSM tests on that kernel, which runs AppArmor, and booted with SELinux enforcing.
 test-cgroups-vm:
 	integration/cgroups-vm/run.sh
 	integration/cgroups-vm/run.sh --integration
 	integration/cgroups-vm/run.sh --lsm
+	integration/cgroups-vm/run.sh --selinux
 
 # The OCI runtime-spec suite against RUNTIME (default: the freshly built berth).
 conformance:

@@ -9,6 +9,13 @@ $bb mount -t tmpfs tmpfs /run
 $bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 # securityfs: where apparmor_parser loads profiles (the LSM tests).
 [ -d /sys/kernel/security ] && $bb mount -t securityfs securityfs /sys/kernel/security
+# run.sh --selinux: load its policy (in one write, as the kernel wants it) and enforce it.
+if [ -f /work/selinux-policy ]; then
+    $bb mount -t selinuxfs selinuxfs /sys/fs/selinux \
+        && $bb dd if=/work/selinux-policy of=/sys/fs/selinux/load bs=4M 2>/dev/null \
+        && echo 1 >/sys/fs/selinux/enforce \
+        || echo "stage2: cannot load the SELinux policy" >>/work/results/output
+fi
 for controller in $($bb cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$controller" >/sys/fs/cgroup/cgroup.subtree_control \
         || echo "stage2: cannot enable $controller" >>/work/results/output

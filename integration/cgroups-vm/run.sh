@@ -11,6 +11,9 @@
 #   integration/cgroups-vm/run.sh --lsm [ARGS...]
 #                                            # berth's LSM tests with AppArmor enabled
 #                                            # (default: lsm:: and the LSM tests of security::)
+#   integration/cgroups-vm/run.sh --selinux [ARGS...]
+#                                            # the same tests with SELinux enforcing instead
+#                                            # (security=selinux, the policy in selinux-test.cil)
 #   integration/cgroups-vm/run.sh BINARY [ARGS...]
 #
 # The kernel is a Debian linux-image package fetched with `apt-get download`
@@ -213,6 +216,7 @@ main() {
     trap 'rm -rf "$share"' EXIT
     mkdir -p "$share/results" "$share/bin"
     : >"$share/env"
+    local vm_append=""
     if [ "${1:-}" = "--integration" ]; then
         shift
         stage_integration "$share"
@@ -224,6 +228,16 @@ main() {
         stage_integration "$share"
         # A guest without AppArmor fails these tests instead of skipping them.
         echo "BERTH_TEST_REQUIRE_APPARMOR=1" >>"$share/env"
+        [ $# -gt 0 ] || set -- "${lsm_integration_tests[@]}" --test-threads=2
+    elif [ "${1:-}" = "--selinux" ]; then
+        shift
+        # Debian's kernel runs AppArmor unless told otherwise; guest-stage2.sh loads the policy.
+        vm_append=" security=selinux"
+        command -v secilc >/dev/null || apt_install secilc
+        secilc -o "$share/selinux-policy" -f /dev/null "$here/selinux-test.cil" >&2 \
+            || die "secilc $here/selinux-test.cil failed"
+        stage_integration "$share"
+        echo "BERTH_TEST_REQUIRE_SELINUX=1" >>"$share/env"
         [ $# -gt 0 ] || set -- "${lsm_integration_tests[@]}" --test-threads=2
     else
         local binary
@@ -258,7 +272,7 @@ main() {
         -accel tcg -cpu max -smp 2 -m "$memory" \
         -nographic -nic none -no-reboot \
         -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3" \
+        -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3$vm_append" \
         -virtfs local,path=/usr,mount_tag=hostusr,security_model=passthrough,readonly=on \
         -virtfs local,path="$share",mount_tag=work,security_model=passthrough \
         </dev/null >"$cache/console.log" 2>&1 || rc=$?

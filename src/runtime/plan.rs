@@ -103,6 +103,9 @@ pub struct MountStep {
     pub dest_is_file: bool,
     /// Copy what the destination held before into the new tmpfs (podman's `tmpcopyup`).
     pub tmpcopyup: bool,
+    /// An SELinux context for the new mount's root, set after mounting: linux.mountLabel on
+    /// mqueue, which takes no `context=` (its superblock exists before the mount).
+    pub root_label: Option<CString>,
     /// For error messages: `type source on destination`.
     pub what: String,
 }
@@ -553,6 +556,7 @@ fn plan_mount(
         propagation_recursive: false,
         dest_is_file: false,
         tmpcopyup: false,
+        root_label: None,
         what,
     };
     let mut fs_options = Vec::new();
@@ -636,16 +640,21 @@ fn plan_mount(
     Ok(())
 }
 
-/// linux.mountLabel: the SELinux context of the filesystems berth makes that take one
-/// (tmpfs, devpts, mqueue), as runc labels them.
+/// linux.mountLabel: the SELinux context of the filesystems berth makes that take one, as
+/// runc labels them: tmpfs and devpts by `context=`, mqueue (whose superblock the ipc
+/// namespace already made, so `context=` is EINVAL) on its root once mounted.
 fn apply_mount_label(mounts: &mut [MountStep], label: &str) -> Result<()> {
     for step in mounts {
         if let MountSource::New {
             fstype, options, ..
         } = &mut step.source
         {
-            if matches!(fstype.to_bytes(), b"tmpfs" | b"devpts" | b"mqueue") {
-                options.push((cstr_of("context")?, Some(cstr_of(label)?)));
+            match fstype.to_bytes() {
+                b"tmpfs" | b"devpts" => {
+                    options.push((cstr_of("context")?, Some(cstr_of(label)?)));
+                }
+                b"mqueue" => step.root_label = Some(cstr_of(label)?),
+                _ => {}
             }
         }
     }
@@ -722,6 +731,7 @@ fn plan_cgroup_mount(
                 propagation_recursive: false,
                 dest_is_file: false,
                 tmpcopyup: false,
+                root_label: None,
                 what,
             })
         };
@@ -1238,6 +1248,39 @@ mod tests {
         assert_eq!(c, vec![c"/bin/sh".to_owned(), c"/usr/bin/sh".to_owned()]);
         let abs = exec_candidates("/x/y", &env).expect("abs");
         assert_eq!(abs, vec![c"/x/y".to_owned()]);
+    }
+
+    #[test]
+    fn mount_label_is_context_on_tmpfs_and_the_root_label_of_mqueue() {
+        let mut out = Vec::new();
+        for (dest, fstype) in [
+            ("/dev", "tmpfs"),
+            ("/dev/mqueue", "mqueue"),
+            ("/proc", "proc"),
+        ] {
+            let m: Mount = serde_json::from_value(serde_json::json!({
+                "destination": dest, "type": fstype, "source": fstype
+            }))
+            .expect("mount");
+            plan_mount(&m, &[], &[], Path::new("/"), &mut out).expect("plan");
+        }
+        let label = "system_u:object_r:container_file_t:s0:c1,c2";
+        apply_mount_label(&mut out, label).expect("label");
+        let context = |step: &MountStep| match &step.source {
+            MountSource::New { options, .. } => options
+                .iter()
+                .find(|(k, _)| k.as_c_str() == c"context")
+                .and_then(|(_, v)| v.clone()),
+            _ => None,
+        };
+        let want = Some(cstr_of(label).expect("label"));
+        assert_eq!(
+            (context(&out[0]), &out[0].root_label),
+            (want.clone(), &None)
+        );
+        // mqueue takes no context=: its root is labelled once mounted.
+        assert_eq!((context(&out[1]), &out[1].root_label), (None, &want));
+        assert_eq!((context(&out[2]), &out[2].root_label), (None, &None));
     }
 
     #[test]

@@ -216,6 +216,9 @@ pub fn mount_one(root: RawFd, step: &MountStep, index: usize) -> R<()> {
         None
     };
     let tree = make_tree(step, index)?;
+    if let Some(label) = &step.root_label {
+        set_root_label(tree.as_raw_fd(), label).map_err(os(Step::Mount, index))?;
+    }
     sys::move_mount_fd(tree.as_raw_fd(), dest.as_raw_fd()).map_err(os(Step::Mount, index))?;
     if step.propagation != 0 {
         let attr = MountAttr {
@@ -227,6 +230,27 @@ pub fn mount_one(root: RawFd, step: &MountStep, index: usize) -> R<()> {
     }
     if let Some(before) = before {
         copy_tree(before.as_raw_fd(), tree.as_raw_fd()).map_err(os(Step::TmpCopyUp, index))?;
+    }
+    Ok(())
+}
+
+/// Sets the SELinux context of a new mount's root (see `MountStep::root_label`).
+fn set_root_label(tree: RawFd, label: &CStr) -> io::Result<()> {
+    // The fsmount descriptor is O_PATH, which fsetxattr refuses: open the root itself.
+    let root = sys::openat2(tree, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0, 0)?;
+    let value = label.to_bytes();
+    // SAFETY: a valid descriptor, a NUL-terminated name and a buffer of `value.len()` bytes.
+    let rc = unsafe {
+        libc::fsetxattr(
+            root.as_raw_fd(),
+            c"security.selinux".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
