@@ -24,7 +24,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{parse_mountinfo, suite_dir, Sandbox};
+use crate::harness::{parse_mountinfo, runc_diverges, suite_dir, Sandbox};
 
 // ---------------------------------------------------------------------------------------------
 // The host's LSMs and the tests' own AppArmor profiles
@@ -479,6 +479,13 @@ fn selinux_label_not_in_the_policy_fails_cleanly() {
 /// `exec --process-label` is refused with one line naming SELinux, and nothing starts.
 #[test]
 fn exec_lsm_flags_without_the_lsm() {
+    runc_diverges(
+        "runc 1.1.5 writes --apparmor without AppArmor (EINVAL), ignores --process-label without SELinux",
+        exec_lsm_flags,
+    );
+}
+
+fn exec_lsm_flags() {
     let mut sb = Sandbox::new("lsm-flags");
     let id = start_sleeping(&mut sb, "lsm-flags");
     if apparmor_enabled() {
