@@ -61,11 +61,37 @@ pub enum Error {
     #[error("memory limit {limit} is below the current usage {usage}")]
     MemoryBelowUsage { limit: i64, usage: u64 },
 
-    /// systemd runs, but creating a transient scope needs D-Bus, which this
-    /// crate does not speak yet: refusing rather than writing limits into
-    /// a cgroup that systemd owns.
-    #[error("systemd is running: --systemd-cgroup needs D-Bus transient scopes, not implemented")]
-    SystemdDbusUnsupported,
+    /// Talking to systemd over D-Bus failed.
+    #[error("systemd unit {unit}: {op}: {source}")]
+    Systemd {
+        unit: String,
+        op: &'static str,
+        #[source]
+        source: crate::dbus::DbusError,
+    },
+
+    /// The scope's name is taken: another container (or a leftover) uses
+    /// the same cgroupsPath.
+    #[error("systemd unit {0} already exists: is another container using the same cgroupsPath?")]
+    UnitExists(String),
+
+    /// A start or stop job did not end in "done".
+    #[error("systemd could not {op} unit {unit}: {result}")]
+    SystemdJob {
+        unit: String,
+        op: &'static str,
+        result: String,
+    },
+
+    /// After the scope was started, the init was not in its cgroup: no
+    /// limit is written anywhere else.
+    #[error("systemd unit {unit} started but process {pid} is not in {expected} (found {found:?}): refusing to apply limits")]
+    ScopeMismatch {
+        unit: String,
+        pid: i32,
+        expected: String,
+        found: String,
+    },
 
     /// A bpf(2) call failed; `log` carries the verifier's output if any.
     #[error("bpf {op}: {source}{log}")]

@@ -25,6 +25,7 @@
 
 pub mod bpf;
 pub mod convert;
+pub mod dbus;
 pub mod devices;
 mod error;
 mod fsutil;
@@ -33,6 +34,7 @@ mod manager;
 pub mod oom;
 pub mod path;
 pub mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -41,3 +43,4 @@ pub use layout::Layout;
 pub use manager::{CgroupConfig, Manager, V1Dir, EXEC_SUBCGROUP};
 pub use oom::OomWatcher;
 pub use stats::Stats;
+pub use systemd::SystemdScope;

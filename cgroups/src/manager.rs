@@ -6,9 +6,10 @@ use crate::fsutil::{
 };
 use crate::layout::{Hierarchies, Layout, OwnCgroups};
 use crate::path::{
-    join_under_mount, place, resolve_cgroupfs, resolve_systemd, systemd_is_running, CgroupPath,
+    join_under_mount, parse_systemd, place, resolve_cgroupfs, systemd_is_running, CgroupPath,
 };
 use crate::stats::{self, Stats};
+use crate::systemd::{self as sd, SystemdScope};
 use crate::{v1, v2};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxResources};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,9 @@ pub struct Manager {
     /// Directories `create` made, parents before children.
     #[serde(default)]
     created: Vec<PathBuf>,
+    /// The transient scope, when `--systemd-cgroup` found systemd running.
+    #[serde(default)]
+    systemd: Option<SystemdScope>,
     /// Things the runtime should print (systemd fallback...).
     #[serde(skip)]
     warnings: Vec<String>,
@@ -77,20 +81,10 @@ impl Manager {
         let hierarchies = Hierarchies::detect()?;
         let own = OwnCgroups::detect()?;
         let mut warnings = Vec::new();
-        let request = if cfg.systemd {
-            if systemd_is_running() {
-                return Err(Error::SystemdDbusUnsupported);
-            }
-            let request = resolve_systemd(cfg.cgroups_path, cfg.container_id)?;
-            warnings.push(format!(
-                "systemd is not running: using the cgroupfs path {} instead of a systemd scope",
-                match &request {
-                    CgroupPath::Absolute(p) | CgroupPath::Relative(p) => p,
-                }
-            ));
-            request
+        let (request, systemd) = if cfg.systemd {
+            systemd_request(cfg, &mut warnings)?
         } else {
-            resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?
+            (resolve_cgroupfs(cfg.cgroups_path, cfg.container_id)?, None)
         };
         let v2_available = match &hierarchies.unified {
             Some(u) => read_file(&u.mount_point.join("cgroup.controllers"))?
@@ -101,6 +95,7 @@ impl Manager {
         };
         let mut manager = Manager::resolve(&hierarchies, &own, &request, &v2_available);
         manager.warnings = warnings;
+        manager.systemd = systemd;
         Ok(manager)
     }
 
@@ -146,8 +141,59 @@ impl Manager {
             unified_mount: hierarchies.unified.as_ref().map(|m| m.mount_point.clone()),
             v2_controllers,
             created: Vec::new(),
+            systemd: None,
             warnings: Vec::new(),
         }
+    }
+
+    /// The systemd scope the container's cgroup is, if systemd manages it.
+    /// Then the init cannot be born in its cgroup: the runtime clones it,
+    /// calls [`Manager::start_systemd_scope`] with its pid, and only then
+    /// [`Manager::create`], [`Manager::apply`] and [`Manager::add_process`].
+    pub fn systemd_scope(&self) -> Option<&SystemdScope> {
+        self.systemd.as_ref()
+    }
+
+    /// Starts the transient scope around `pid` (a process that runs no
+    /// container code yet) and checks that `pid` really landed in the
+    /// scope's cgroup; if not, stops the unit again and fails, so no limit
+    /// is ever written into another unit's cgroup.
+    pub fn start_systemd_scope(&mut self, pid: i32, resources: &LinuxResources) -> Result<()> {
+        let Some(scope) = self.systemd.clone() else {
+            return Ok(());
+        };
+        let accounting = match self.layout {
+            Layout::Unified => sd::Accounting::Unified,
+            Layout::V1 | Layout::Hybrid => sd::Accounting::Legacy,
+        };
+        let pid_u32 = u32::try_from(pid).map_err(|_| Error::InvalidResource {
+            resource: "pid",
+            reason: format!("{pid} is no process id"),
+        })?;
+        let properties = sd::scope_properties(&scope, pid_u32, accounting, resources);
+        sd::start_scope(&scope, properties)?;
+        if let Some(s) = self.systemd.as_mut() {
+            s.started = true;
+        }
+        if let Err(e) = self.check_scope_placement(pid, &scope) {
+            // Our unit, but the wrong process set: take it down.
+            let _ = sd::stop_unit(&scope.unit);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn check_scope_placement(&self, pid: i32, scope: &SystemdScope) -> Result<()> {
+        let file = PathBuf::from(format!("/proc/{pid}/cgroup"));
+        let text = read_file(&file)?;
+        sd::check_placement(&text, &scope.cgroup, self.layout == Layout::Unified).map_err(|found| {
+            Error::ScopeMismatch {
+                unit: scope.unit.clone(),
+                pid,
+                expected: scope.cgroup.clone(),
+                found,
+            }
+        })
     }
 
     /// The host's layout.
@@ -285,6 +331,18 @@ impl Manager {
             self.apply_devices(devices)?;
         }
         Ok(())
+    }
+
+    /// [`Manager::apply`] for `update`: with a systemd scope, the memory
+    /// and pids limits also become unit properties, so systemd keeps them.
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        self.apply(resources)?;
+        match &self.systemd {
+            Some(scope) if scope.started => {
+                sd::set_properties(&scope.unit, sd::limit_properties(resources))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn apply_cpu(&self, cpu: &LinuxCpu) -> Result<()> {
@@ -549,11 +607,23 @@ impl Manager {
         Ok(())
     }
 
-    /// Kills what is left, then removes the container's directories on
-    /// every hierarchy and every parent level `create` made (if empty).
+    /// Kills what is left, stops the systemd scope if there is one, then
+    /// removes the container's directories on every hierarchy and every
+    /// parent level `create` made (if empty).
     pub fn destroy(&mut self) -> Result<()> {
+        if self.systemd.as_ref().is_some_and(|s| !s.started) {
+            // systemd never accepted our unit: whatever sits at its path
+            // belongs to someone else.
+            self.remove_created_dirs();
+            return Ok(());
+        }
         self.kill_leftovers()?;
         let mut first_error = None;
+        if let Some(scope) = &self.systemd {
+            if let Err(e) = sd::stop_unit(&scope.unit) {
+                first_error = Some(e);
+            }
+        }
         let leaves: Vec<PathBuf> = self.leaves().map(Path::to_owned).collect();
         for leaf in &leaves {
             if let Err(e) = remove_cgroup_tree(leaf) {
@@ -647,6 +717,37 @@ impl Manager {
             Target::V2(d) => crate::oom::OomWatcher::v2(d),
         }
     }
+}
+
+/// The cgroup request for `--systemd-cgroup`: the scope when systemd runs,
+/// else the same path on cgroupfs with a warning.
+fn systemd_request(
+    cfg: &CgroupConfig<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(CgroupPath, Option<SystemdScope>)> {
+    let unit = parse_systemd(cfg.cgroups_path, cfg.container_id)?;
+    let request = CgroupPath::Absolute(unit.cgroup.clone());
+    if !systemd_is_running() {
+        warnings.push(format!(
+            "systemd is not running: using the cgroupfs path {} instead of a systemd scope",
+            unit.cgroup
+        ));
+        return Ok((request, None));
+    }
+    if !unit.unit.ends_with(".scope") {
+        return Err(Error::InvalidPath {
+            path: cfg.cgroups_path.unwrap_or_default().to_owned(),
+            reason: "with systemd running the container is a scope: its name cannot be a slice",
+        });
+    }
+    let scope = SystemdScope {
+        unit: unit.unit,
+        slice: unit.slice,
+        cgroup: unit.cgroup,
+        description: format!("berth container {}", cfg.container_id),
+        started: false,
+    };
+    Ok((request, Some(scope)))
 }
 
 enum Freezer<'a> {

@@ -45,9 +45,20 @@ pub fn resolve_cgroupfs(cgroups_path: Option<&str>, container_id: &str) -> Resul
     }
 }
 
-/// Resolves a systemd-driver cgroupsPath (`slice:prefix:name`) to the
-/// cgroupfs path systemd itself would use for the scope.
-pub fn resolve_systemd(cgroups_path: Option<&str>, container_id: &str) -> Result<CgroupPath> {
+/// A systemd-driver cgroupsPath taken apart: the unit and its slice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemdUnit {
+    /// The slice the unit goes in, e.g. `system.slice`.
+    pub slice: String,
+    /// `prefix-name.scope`, or `name` when it is a slice itself.
+    pub unit: String,
+    /// The cgroup systemd gives the unit, from the hierarchy root.
+    pub cgroup: String,
+}
+
+/// Parses `slice:prefix:name` (empty: the default slice, `berth`, the
+/// container id) into the unit, its slice and the cgroup systemd uses.
+pub fn parse_systemd(cgroups_path: Option<&str>, container_id: &str) -> Result<SystemdUnit> {
     let (slice, prefix, name) = match cgroups_path.filter(|p| !p.is_empty()) {
         None => {
             check_container_id(container_id)?;
@@ -62,12 +73,22 @@ pub fn resolve_systemd(cgroups_path: Option<&str>, container_id: &str) -> Result
     };
     let slice_dir = expand_slice(slice)?;
     let unit = unit_name(prefix, name)?;
-    let joined = if slice_dir == "/" {
+    let cgroup = if slice_dir == "/" {
         format!("/{unit}")
     } else {
         format!("{slice_dir}/{unit}")
     };
-    Ok(CgroupPath::Absolute(joined))
+    Ok(SystemdUnit {
+        slice: slice.to_owned(),
+        unit,
+        cgroup,
+    })
+}
+
+/// Resolves a systemd-driver cgroupsPath (`slice:prefix:name`) to the
+/// cgroupfs path systemd itself would use for the scope.
+pub fn resolve_systemd(cgroups_path: Option<&str>, container_id: &str) -> Result<CgroupPath> {
+    parse_systemd(cgroups_path, container_id).map(|u| CgroupPath::Absolute(u.cgroup))
 }
 
 fn split_systemd_path(path: &str) -> Result<(&str, &str, &str)> {
@@ -275,6 +296,19 @@ mod tests {
         assert_eq!(
             resolve_systemd(Some("user.slice:x:my.slice"), "x").unwrap(),
             CgroupPath::Absolute("/user.slice/my.slice".into())
+        );
+    }
+
+    #[test]
+    fn systemd_paths_name_the_unit_and_slice() {
+        let unit = parse_systemd(Some("machine.slice:berth:c1"), "x").unwrap();
+        assert_eq!(unit.slice, "machine.slice");
+        assert_eq!(unit.unit, "berth-c1.scope");
+        assert_eq!(unit.cgroup, "/machine.slice/berth-c1.scope");
+        let default = parse_systemd(Some(""), "c2").unwrap();
+        assert_eq!(
+            (default.slice.as_str(), default.unit.as_str()),
+            ("system.slice", "berth-c2.scope")
         );
     }
 

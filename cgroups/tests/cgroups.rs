@@ -816,15 +816,17 @@ fn stats_report_usage_in_runc_shape() {
 #[test]
 fn systemd_path_falls_back_to_cgroupfs_without_systemd() {
     if Path::new("/run/systemd/system").exists() {
+        // With systemd the path is a scope to start over D-Bus, no fallback.
         let cfg = CgroupConfig {
             cgroups_path: Some("system.slice:berth:x"),
             container_id: "x",
             systemd: true,
         };
-        assert!(matches!(
-            Manager::new(&cfg),
-            Err(Error::SystemdDbusUnsupported)
-        ));
+        let manager = Manager::new(&cfg).unwrap();
+        assert!(manager.warnings().is_empty());
+        let scope = manager.systemd_scope().expect("a systemd scope");
+        assert_eq!(scope.unit, "berth-x.scope");
+        assert!(!scope.started);
         return;
     }
     let id = unique_id("systemd");
