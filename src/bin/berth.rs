@@ -31,7 +31,7 @@ struct Cli {
     /// Log debug lines too
     #[arg(long)]
     debug: bool,
-    /// Accepted for runc compatibility: cgroups through systemd
+    /// cgroupsPath is slice:prefix:name: a systemd scope (cgroupfs when systemd is not running)
     #[arg(long = "systemd-cgroup")]
     systemd_cgroup: bool,
     /// Accepted for runc compatibility (true, false or auto)

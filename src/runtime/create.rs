@@ -158,6 +158,26 @@ fn create_cgroup(cgroup: &mut Manager, spec: &oci_spec::runtime::Spec) -> Result
     Ok(())
 }
 
+/// systemd mode, before GO: the blocked init goes into a new transient scope (checked to be
+/// really there), then the hierarchies systemd left alone get their directories, the limits
+/// are written and the init joins those too. The caller's `destroy` undoes all of it.
+fn place_in_systemd_scope(
+    cgroup: &mut Manager,
+    pid: i32,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<()> {
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    cgroup.start_systemd_scope(pid, &resources)?;
+    cgroup.create()?;
+    cgroup.apply(&resources)?;
+    cgroup.add_process(pid)?;
+    Ok(())
+}
+
 fn owner_name() -> String {
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
@@ -252,9 +272,19 @@ fn spawn_init(
     opts: &CreateOptions,
 ) -> Result<Spawned> {
     let fifo = make_exec_fifo(container)?;
-    create_cgroup(&mut cgroup, &saved.config)?;
+    // A systemd scope needs a live pid: it is made once the init exists.
+    if cgroup.systemd_scope().is_none() {
+        create_cgroup(&mut cgroup, &saved.config)?;
+    }
     match spawn_in_cgroup(
-        container, saved, &cgroup, plan, console, join_fds, opts, fifo,
+        container,
+        saved,
+        &mut cgroup,
+        plan,
+        console,
+        join_fds,
+        opts,
+        fifo,
     ) {
         Ok(spawned) => Ok(spawned),
         Err(e) => {
@@ -270,7 +300,7 @@ fn spawn_init(
 fn spawn_in_cgroup(
     container: &mut Container,
     mut saved: Saved,
-    cgroup: &Manager,
+    cgroup: &mut Manager,
     plan: &InitPlan,
     console: ConsoleChannel,
     join_fds: &[File],
@@ -298,9 +328,10 @@ fn spawn_in_cgroup(
     } else {
         0
     };
-    // On a pure v2 host the init is born in its cgroup (CLONE_INTO_CGROUP).
+    // On a pure v2 host the init is born in its cgroup (CLONE_INTO_CGROUP), unless systemd
+    // makes that cgroup around the running init.
     let into_cgroup = match cgroup.layout() {
-        Layout::Unified => cgroup.v2_dir_fd(),
+        Layout::Unified if cgroup.systemd_scope().is_none() => cgroup.v2_dir_fd(),
         _ => None,
     };
     let (clone_pid, clone_pidfd) = match sys::clone3_fork(
@@ -324,7 +355,9 @@ fn spawn_in_cgroup(
     let saved_for_hooks = saved.clone();
     let result = (|| {
         init.handshake_namespaces(plan)?;
-        if into_cgroup.is_none() {
+        if cgroup.systemd_scope().is_some() {
+            place_in_systemd_scope(cgroup, init.pid, &saved.config)?;
+        } else if into_cgroup.is_none() {
             // Before GO: the init runs no user code and has not made its cgroup namespace yet.
             cgroup.add_process(init.pid)?;
         }

@@ -132,7 +132,7 @@ pub fn update(root: &Path, id: &str, patch: serde_json::Value) -> Result<()> {
     spec::merge_json(&mut value, patch);
     let merged: LinuxResources =
         serde_json::from_value(value).map_err(|e| Error::Config(format!("resources: {e}")))?;
-    cgroup_of(&container)?.apply(&merged)?;
+    cgroup_of(&container)?.update(&merged)?;
     let mut linux = saved.config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merged));
     saved.config.set_linux(Some(linux));

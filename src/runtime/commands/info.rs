@@ -190,7 +190,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": berth_seccomp::features(),
             "apparmor": {"enabled": crate::runtime::lsm::apparmor_enabled()},
             "selinux": {"enabled": crate::runtime::lsm::selinux_enabled()},
