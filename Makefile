@@ -60,6 +60,7 @@ test-cgroups-vm:
 	integration/cgroups-vm/run.sh --integration
 	integration/cgroups-vm/run.sh --lsm
 	integration/cgroups-vm/run.sh --selinux
+	integration/cgroups-vm/run.sh --systemd
 
 # The OCI runtime-spec suite against RUNTIME (default: the freshly built berth).
 conformance:

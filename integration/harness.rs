@@ -323,6 +323,7 @@ pub struct Cmd {
     stderr: Option<Stdio>,
     extra_fds: Vec<(OwnedFd, RawFd)>,
     current_dir: Option<PathBuf>,
+    envs: Vec<(OsString, OsString)>,
     timeout: Duration,
 }
 
@@ -337,6 +338,7 @@ impl Cmd {
             stderr: None,
             extra_fds: Vec::new(),
             current_dir: None,
+            envs: Vec::new(),
             timeout: COMMAND_TIMEOUT,
         }
     }
@@ -384,6 +386,13 @@ impl Cmd {
         self
     }
 
+    /// Sets an environment variable for the runtime.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.envs
+            .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -412,6 +421,7 @@ impl Cmd {
         let stderr_path = self.out_dir.join(format!("cmd-{n}.err"));
         let mut command = Command::new(&self.program);
         command.args(&self.args);
+        command.envs(self.envs.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &self.current_dir {
             command.current_dir(dir);
         }

@@ -15,4 +15,5 @@ mod mounts;
 mod namespaces;
 mod process;
 mod security;
+mod systemd;
 mod terminal;

@@ -31,6 +31,8 @@ done </work/args
 # The binaries run from a tmpfs: 9p under TCG is slow to page in from.
 $bb mkdir -p /run/bin
 $bb cp /work/bin/* /run/bin/
+# run.sh --systemd: systemd becomes PID 1 and runs the tests (guest-systemd.sh).
+[ -f /work/systemd.sh ] && exec $bb sh /work/systemd.sh boot
 cd /work
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin HOME=/root
 # KEY=VALUE lines the host staged (BERTH_RUNTIME for the integration tests).

@@ -14,6 +14,9 @@
 #   integration/cgroups-vm/run.sh --selinux [ARGS...]
 #                                            # the same tests with SELinux enforcing instead
 #                                            # (security=selinux, the policy in selinux-test.cil)
+#   integration/cgroups-vm/run.sh --systemd [ARGS...]
+#                                            # berth's --systemd-cgroup tests with systemd
+#                                            # as PID 1 (default: systemd::)
 #   integration/cgroups-vm/run.sh BINARY [ARGS...]
 #
 # The kernel is a Debian linux-image package fetched with `apt-get download`
@@ -239,6 +242,14 @@ main() {
         stage_integration "$share"
         echo "BERTH_TEST_REQUIRE_SELINUX=1" >>"$share/env"
         [ $# -gt 0 ] || set -- "${lsm_integration_tests[@]}" --test-threads=2
+    elif [ "${1:-}" = "--systemd" ]; then
+        shift
+        # The guest boots the host's systemd and its system bus (shared /usr).
+        [ -x /usr/lib/systemd/systemd ] || apt_install systemd
+        [ -x /usr/bin/dbus-daemon ] || apt_install dbus
+        stage_integration "$share"
+        cp "$here/guest-systemd.sh" "$share/systemd.sh"
+        [ $# -gt 0 ] || set -- systemd:: --test-threads=2
     else
         local binary
         if [ $# -gt 0 ]; then

@@ -1,0 +1,287 @@
+//! `--systemd-cgroup` with systemd running (issue 4): the container's cgroup is a transient
+//! scope `prefix-name.scope` in the slice of `slice:prefix:name`, made over D-Bus around the
+//! blocked init; its limits are read back from the scope's files and from systemd; `exec`
+//! joins it, `update` changes it, `delete` makes the unit and its directory disappear; a bad
+//! slice or a taken unit name is a clear error that leaves nothing behind (and leaves the
+//! other unit alone).
+//!
+//! systemd does not run on the development and CI hosts: there every test here skips. They run
+//! in a VM booted with systemd as PID 1 (integration/cgroups-vm/run.sh --systemd).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::harness::{wait_until, Output, Sandbox, SETTLE_TIMEOUT};
+
+const MIB: i64 = 1 << 20;
+
+/// sd_booted(3): skips (with the reason printed) when systemd is not the running init.
+fn systemd_or_skip() -> bool {
+    let running = Path::new("/run/systemd/system").is_dir();
+    if !running {
+        eprintln!(
+            "skipped: systemd is not running here (these tests run in \
+             integration/cgroups-vm/run.sh --systemd)"
+        );
+    }
+    running
+}
+
+/// True when cgroup2 is the only hierarchy (systemd's unified mode).
+fn unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The scope's directory holding `controller`'s files.
+fn scope_dir(controller: &str, cgroup: &str) -> PathBuf {
+    let mount = if unified() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        Path::new("/sys/fs/cgroup").join(controller)
+    };
+    mount.join(cgroup.trim_start_matches('/'))
+}
+
+fn read_trimmed(path: &Path) -> String {
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// The cgroup systemd tracks `pid` in: the `0::` line on a unified host, else name=systemd.
+fn systemd_cgroup_of(pid: i32) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"));
+    let wanted = if unified() { "0::" } else { "name=systemd:" };
+    text.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(':')?;
+            if wanted == "0::" {
+                l.strip_prefix("0::")
+            } else {
+                rest.strip_prefix("name=systemd:")
+            }
+        })
+        .unwrap_or_else(|| panic!("no {wanted} line in /proc/{pid}/cgroup:\n{text}"))
+        .to_string()
+}
+
+/// `systemctl show -P PROPERTY UNIT`.
+fn unit_property(unit: &str, property: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-P", property, unit])
+        .output()
+        .expect("run systemctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits until systemd no longer knows the unit (a stopped transient unit is collected).
+#[track_caller]
+fn assert_unit_gone(unit: &str) {
+    wait_until(&format!("{unit} to be gone"), SETTLE_TIMEOUT, || {
+        unit_property(unit, "LoadState") == "not-found"
+    });
+}
+
+/// `berth --systemd-cgroup --root STATE create --bundle B ID`, optionally with an environment
+/// variable for berth.
+fn create_systemd(sb: &Sandbox, id: &str, env: Option<(&str, &str)>) -> Output {
+    sb.save_config();
+    let mut cmd = sb
+        .bare_cmd()
+        .arg("--systemd-cgroup")
+        .arg("--root")
+        .arg(&sb.state_root);
+    if let Some((key, value)) = env {
+        cmd = cmd.env(key, value);
+    }
+    cmd.args(["create", "--bundle"])
+        .arg(&sb.bundle)
+        .arg(id)
+        .output()
+}
+
+/// A sandbox sleeping in a container whose cgroupsPath is `path` (none when `None`).
+fn sleeper(tag: &str, path: Option<&str>, resources: Value) -> (Sandbox, String) {
+    let mut sb = Sandbox::new(tag);
+    let id = sb.new_id(tag);
+    match path {
+        Some(p) => sb.config["linux"]["cgroupsPath"] = json!(p.replace("{id}", &id)),
+        None => {
+            if let Some(linux) = sb.config["linux"].as_object_mut() {
+                linux.remove("cgroupsPath");
+            }
+        }
+    }
+    sb.config["linux"]["resources"] = resources;
+    sb.set_script("exec sleep 1000");
+    (sb, id)
+}
+
+/// The one flow a systemd-managed container goes through: create lands the init in the scope
+/// with the limits on the scope's files and in systemd's properties; exec joins the scope;
+/// update changes both; delete removes the unit and its directory.
+#[test]
+fn scope_holds_the_container_through_its_life() {
+    if !systemd_or_skip() {
+        return;
+    }
+    let (sb, id) = sleeper(
+        "sdlife",
+        Some("system.slice:berth:{id}"),
+        json!({"memory": {"limit": 64 * MIB}, "pids": {"limit": 30}}),
+    );
+    create_systemd(&sb, &id, None).ok();
+    let unit = format!("berth-{id}.scope");
+    let cgroup = format!("/system.slice/{unit}");
+    let pid = sb.pid(&id);
+    assert_eq!(systemd_cgroup_of(pid), cgroup);
+    assert_eq!(unit_property(&unit, "ActiveState"), "active");
+    assert_eq!(unit_property(&unit, "ControlGroup"), cgroup);
+    assert_eq!(unit_property(&unit, "Delegate"), "yes");
+
+    let (memory_file, pids_file) = if unified() {
+        ("memory.max", "pids.max")
+    } else {
+        ("memory.limit_in_bytes", "pids.max")
+    };
+    let memory = scope_dir("memory", &cgroup).join(memory_file);
+    let pids = scope_dir("pids", &cgroup).join(pids_file);
+    assert_eq!(read_trimmed(&memory), (64 * MIB).to_string());
+    assert_eq!(read_trimmed(&pids), "30");
+    assert_eq!(unit_property(&unit, "MemoryMax"), (64 * MIB).to_string());
+    assert_eq!(unit_property(&unit, "TasksMax"), "30");
+
+    sb.rt(&["start", &id]).ok();
+    let pid_file = sb.dir.join("exec.pid");
+    sb.rt(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        &pid_file.display().to_string(),
+        &id,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let exec_pid: i32 = read_trimmed(&pid_file).parse().expect("exec pid");
+    assert_eq!(systemd_cgroup_of(exec_pid), cgroup, "exec joins the scope");
+
+    sb.rt(&["update", "--pids-limit", "50", "--memory", "96m", &id])
+        .ok();
+    assert_eq!(read_trimmed(&pids), "50");
+    assert_eq!(read_trimmed(&memory), (96 * MIB).to_string());
+    assert_eq!(unit_property(&unit, "TasksMax"), "50");
+    assert_eq!(unit_property(&unit, "MemoryMax"), (96 * MIB).to_string());
+
+    sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+    assert_unit_gone(&unit);
+    assert!(
+        !scope_dir("memory", &cgroup).exists(),
+        "the scope's directory is left"
+    );
+}
+
+/// No cgroupsPath under --systemd-cgroup: `system.slice:berth:<id>`, runc's default shape.
+#[test]
+fn empty_cgroups_path_is_a_berth_scope_in_system_slice() {
+    if !systemd_or_skip() {
+        return;
+    }
+    let (sb, id) = sleeper("sddefault", None, json!({}));
+    create_systemd(&sb, &id, None).ok();
+    let unit = format!("berth-{id}.scope");
+    assert_eq!(
+        systemd_cgroup_of(sb.pid(&id)),
+        format!("/system.slice/{unit}")
+    );
+    assert_eq!(unit_property(&unit, "ActiveState"), "active");
+    sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+    assert_unit_gone(&unit);
+}
+
+/// A slice name berth cannot parse, and one systemd refuses: each a one-line error, with no
+/// state, no unit and no directory left.
+#[test]
+fn bad_slice_names_fail_clearly_and_leave_nothing() {
+    if !systemd_or_skip() {
+        return;
+    }
+    for (path, needles) in [
+        ("system:berth:{id}", &["cgroupsPath", ".slice"][..]),
+        ("bad name.slice:berth:{id}", &["systemd", "berth-"][..]),
+    ] {
+        let (sb, id) = sleeper("sdbadslice", Some(path), json!({}));
+        create_systemd(&sb, &id, None).one_line_error(needles);
+        sb.assert_nothing_left(&id);
+        let unit = format!("berth-{id}.scope");
+        assert_unit_gone(&unit);
+        let slice_dir = path.split(':').next().unwrap_or_default();
+        let dir = scope_dir("memory", &format!("/{slice_dir}/{unit}"));
+        assert!(!dir.exists(), "{} was left", dir.display());
+    }
+}
+
+/// A second container asking for the same unit gets a clear error, and the first container,
+/// its unit and its cgroup are left untouched.
+#[test]
+fn a_taken_unit_name_is_refused_and_left_alone() {
+    if !systemd_or_skip() {
+        return;
+    }
+    let (first, first_id) = sleeper("sdtaken", Some("system.slice:berth:{id}"), json!({}));
+    create_systemd(&first, &first_id, None).ok();
+    let unit = format!("berth-{first_id}.scope");
+    let first_pid = first.pid(&first_id);
+
+    let (second, second_id) = sleeper(
+        "sdtaken2",
+        Some(&format!("system.slice:berth:{first_id}")),
+        json!({}),
+    );
+    create_systemd(&second, &second_id, None).one_line_error(&["already exists", &unit]);
+    second.assert_nothing_left(&second_id);
+
+    assert_eq!(first.status(&first_id), "created");
+    assert_eq!(unit_property(&unit, "ActiveState"), "active");
+    assert_eq!(
+        systemd_cgroup_of(first_pid),
+        format!("/system.slice/{unit}")
+    );
+    first.rt(&["delete", "--force", &first_id]).ok();
+    assert_unit_gone(&unit);
+}
+
+/// Without a system bus, berth talks to systemd's private socket (root only).
+#[test]
+fn private_socket_works_without_the_bus() {
+    if !systemd_or_skip() {
+        return;
+    }
+    let (sb, id) = sleeper(
+        "sdprivate",
+        Some("system.slice:berthpriv:{id}"),
+        json!({"pids": {"limit": 20}}),
+    );
+    let no_bus = (
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/nonexistent/system_bus_socket",
+    );
+    create_systemd(&sb, &id, Some(no_bus)).ok();
+    let unit = format!("berthpriv-{id}.scope");
+    let cgroup = format!("/system.slice/{unit}");
+    assert_eq!(systemd_cgroup_of(sb.pid(&id)), cgroup);
+    assert_eq!(
+        read_trimmed(&scope_dir("pids", &cgroup).join("pids.max")),
+        "20"
+    );
+    sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+    assert_unit_gone(&unit);
+}
