@@ -218,7 +218,8 @@ fn bad_slice_names_fail_clearly_and_leave_nothing() {
         ("bad name.slice:berth:{id}", &["systemd", "berth-"][..]),
     ] {
         let (sb, id) = sleeper("sdbadslice", Some(path), json!({}));
-        create_systemd(&sb, &id, None).one_line_error(needles);
+        let out = create_systemd(&sb, &id, None).one_line_error(needles);
+        eprintln!("{path}: {}", out.stderr.trim());
         sb.assert_nothing_left(&id);
         let unit = format!("berth-{id}.scope");
         assert_unit_gone(&unit);
@@ -245,7 +246,8 @@ fn a_taken_unit_name_is_refused_and_left_alone() {
         Some(&format!("system.slice:berth:{first_id}")),
         json!({}),
     );
-    create_systemd(&second, &second_id, None).one_line_error(&["already exists", &unit]);
+    let out = create_systemd(&second, &second_id, None).one_line_error(&["already exists", &unit]);
+    eprintln!("taken: {}", out.stderr.trim());
     second.assert_nothing_left(&second_id);
 
     assert_eq!(first.status(&first_id), "created");
