@@ -60,6 +60,7 @@ pub struct Saved {
     pub created: String,
     pub owner: String,
     /// The config the container was created with (hooks, namespaces for exec).
+    #[serde(deserialize_with = "super::spec_de::deserialize_spec")]
     pub config: Spec,
     /// The container's cgroups, as resolved and created at create time.
     #[serde(default)]

@@ -178,13 +178,25 @@ fn place_in_systemd_scope(
     Ok(())
 }
 
+/// The caller's user name from /etc/passwd, as runc looks it up (the file only, no NSS:
+/// no nscd socket or nsswitch.conf on every create), or the uid when it has none.
 fn owner_name() -> String {
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
-    match nix::unistd::User::from_uid(uid.into()) {
-        Ok(Some(u)) => u.name,
-        _ => uid.to_string(),
-    }
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| passwd_name(&passwd, uid))
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// The name of `uid` in passwd(5) text.
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let entry_uid = fields.nth(1)?;
+        (entry_uid.parse() == Ok(uid) && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// The socket the init sends the pty master over: the caller's console socket, or a
@@ -828,5 +840,19 @@ fn hook_kind(step: u32) -> &'static str {
         Some(Step::CreateContainerHook) => "createContainer",
         Some(Step::StartContainerHook) => "startContainer",
         _ => "container",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_names_come_from_the_uid_field() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nbad\nalice:x:1000:1000::/home/a:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(passwd_name(passwd, 1), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod rootfs;
 pub mod signal;
 pub mod spec;
+pub mod spec_de;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::error::{Context, Error, Result};
+use super::spec_de;
 
 /// Reads and parses `BUNDLE/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec> {
@@ -20,14 +21,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 pub fn parse(bytes: &[u8]) -> std::result::Result<Spec, String> {
     let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     drop_unknown_capabilities(&mut value);
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        }
-    })
+    spec_de::spec_from_value(value)
 }
 
 /// config.md: a capability this runtime does not know is logged and SHOULD NOT fail
@@ -345,9 +339,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         if process.scheduler().is_some() {
             return unsupported("process.scheduler", "not implemented yet");
         }
-        if process.exec_cpu_affinity().is_some() {
-            return unsupported("process.execCPUAffinity", "not implemented yet");
-        }
     }
     if let Some(linux) = spec.linux() {
         if linux
@@ -431,7 +422,7 @@ pub fn default_spec(rootless: bool) -> Spec {
         make_rootless(&mut value);
     }
     // The JSON above is a fixed, valid document; parsing it cannot fail.
-    serde_json::from_value(value).unwrap_or_default()
+    spec_de::spec_from_value(value).unwrap_or_default()
 }
 
 /// Adjusts the default spec for a container run by an unprivileged user, as runc does:

@@ -9,7 +9,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::runtime::container::{Container, Status};
 use crate::runtime::error::{Context, Error, Result};
-use crate::runtime::spec;
+use crate::runtime::{spec, spec_de};
 
 fn cgroup_of(container: &Container) -> Result<&Manager> {
     container
@@ -131,7 +131,7 @@ pub fn update(root: &Path, id: &str, patch: serde_json::Value) -> Result<()> {
         .map_err(|e| Error::State(format!("encoding resources: {e}")))?;
     spec::merge_json(&mut value, patch);
     let merged: LinuxResources =
-        serde_json::from_value(value).map_err(|e| Error::Config(format!("resources: {e}")))?;
+        spec_de::from_value(value).map_err(|e| Error::Config(format!("linux.resources: {e}")))?;
     cgroup_of(&container)?.update(&merged)?;
     let mut linux = saved.config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merged));

@@ -27,7 +27,7 @@ use crate::runtime::create::{self, receive_fd};
 use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::init::{self, msg, ExecFds, Fail, Step};
 use crate::runtime::plan::{self, ExecPlan, ProcessPlan};
-use crate::runtime::{exe_guard, rootfs, spec, sys};
+use crate::runtime::{exe_guard, rootfs, spec, spec_de, sys};
 
 /// Everything `berth exec` was asked to do.
 #[derive(Debug, Default)]
@@ -199,6 +199,8 @@ fn exec_process(config: &Spec, opts: &ExecOptions) -> Result<Process> {
 fn load_process(path: &Path) -> Result<Process> {
     let bytes = std::fs::read(path).ctx(|| format!("reading process file {}", path.display()))?;
     serde_json::from_slice(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(spec_de::process_from_value)
         .map_err(|e| Error::Config(format!("process file {}: {e}", path.display())))
 }
 
