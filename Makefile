@@ -11,8 +11,17 @@ all: build
 build:
 	$(CARGO) build --workspace
 
+# berth's release binary is static-pie (glibc linked in): no ld.so and no shared libc to
+# map and relocate on every container start, twice (the CVE-2019-5736 guard re-executes
+# it), and only the parts of libc it uses resident. The static build needs an explicit
+# --target (proc-macros cannot be static); it lands, stripped, at target/release/berth.
+HOST_TRIPLE = $(shell rustc -vV | sed -n 's/^host: //p')
 release:
-	$(CARGO) build --release -p berth -p bale
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p berth --target $(HOST_TRIPLE)
+	$(CARGO) build --release -p bale
+	mkdir -p target/release
+	cp --remove-destination target/$(HOST_TRIPLE)/release/berth target/release/berth
+	strip --strip-all target/release/berth
 
 # Packages the tests and the demo need (Debian 12).
 deps:

@@ -31,7 +31,8 @@ install_missing() {
 python3 "$REPO/bench/bench.py" --check-settings
 install_missing
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    (cd "$REPO" && cargo build --release -p berth -p bale >&2)
+    # `make release`: the static-pie berth users install, and bale.
+    make -C "$REPO" release >&2
 fi
 
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
