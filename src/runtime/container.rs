@@ -1,6 +1,7 @@
-//! A container on disk: `ROOT/<id>/state.json` (written atomically), the exec fifo
-//! that holds a created container before `start`, and an exclusive lock so two
-//! commands on one id never interleave.
+//! A container on disk: `ROOT/<id>/state.json` (what berth remembers, small: `list`
+//! reads only this) and `ROOT/<id>/config.json` (the config it was created with), both
+//! written atomically, the exec fifo that holds a created container before `start`, and
+//! an exclusive lock so two commands on one id never interleave.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -15,6 +16,7 @@ use super::error::{Context, Error, Result};
 
 pub const OCI_VERSION: &str = "1.2.0";
 const STATE_FILE: &str = "state.json";
+const CONFIG_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 
 /// The lifecycle states of the runtime spec (plus paused, as runc reports it).
@@ -59,8 +61,13 @@ pub struct Saved {
     /// RFC 3339 creation time.
     pub created: String,
     pub owner: String,
-    /// The config the container was created with (hooks, namespaces for exec).
-    #[serde(deserialize_with = "super::spec_de::deserialize_spec")]
+    /// The config's annotations (the state document carries them; kept here so `list`
+    /// never reads the config).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The config the container was created with (hooks, namespaces for exec): stored in
+    /// its own file beside the state.
+    #[serde(skip)]
     pub config: Spec,
     /// The container's cgroups, as resolved and created at create time.
     #[serde(default)]
@@ -156,8 +163,9 @@ impl Container {
             }
             Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
         };
-        let saved: Saved = serde_json::from_slice(&bytes)
+        let mut saved: Saved = serde_json::from_slice(&bytes)
             .map_err(|e| Error::State(format!("corrupt state file {}: {e}", path.display())))?;
+        saved.config = read_config(&dir.join(CONFIG_FILE))?;
         Ok(Container {
             dir,
             _lock: lock,
@@ -187,10 +195,20 @@ impl Container {
             .ok_or_else(|| Error::State("container has no saved state".into()))
     }
 
-    /// Writes state.json atomically (temp file, fsync-free rename: the state dir lives on tmpfs).
+    /// Writes config.json when the config changed, then state.json, each atomically
+    /// (temp file, fsync-free rename: the state dir lives on tmpfs). state.json is what
+    /// marks the container as existing, so it is written last.
     pub fn save(&mut self, saved: Saved) -> Result<()> {
-        let bytes =
-            serde_json::to_vec(&saved).map_err(|e| Error::State(format!("encoding state: {e}")))?;
+        let encode = |e: serde_json::Error| Error::State(format!("encoding state: {e}"));
+        if self
+            .saved
+            .as_ref()
+            .is_none_or(|old| old.config != saved.config)
+        {
+            let config = serde_json::to_vec(&saved.config).map_err(encode)?;
+            write_atomic(&self.dir.join(CONFIG_FILE), &config, 0o600)?;
+        }
+        let bytes = serde_json::to_vec(&saved).map_err(encode)?;
         write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)?;
         self.saved = Some(saved);
         Ok(())
@@ -212,6 +230,14 @@ impl Container {
     pub fn remove(self) -> Result<()> {
         fs::remove_dir_all(&self.dir).ctx(|| format!("removing {}", self.dir.display()))
     }
+}
+
+/// Reads a saved config (written by `Container::save`).
+fn read_config(path: &Path) -> Result<Spec> {
+    let corrupt = |e: String| Error::State(format!("corrupt config file {}: {e}", path.display()));
+    let bytes = fs::read(path).ctx(|| format!("reading {}", path.display()))?;
+    let value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    super::spec_de::spec_from_value(value).map_err(corrupt)
 }
 
 /// The status of the container saved in `dir`: stopped once its init is gone (a zombie
@@ -244,12 +270,6 @@ pub fn live_status(
 
 /// Builds the OCI state document for `saved` in `status`.
 pub fn oci_state(saved: &Saved, status: Status) -> OciState {
-    let annotations = saved
-        .config
-        .annotations()
-        .as_ref()
-        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
     OciState {
         oci_version: OCI_VERSION.to_string(),
         id: saved.id.clone(),
@@ -263,7 +283,7 @@ pub fn oci_state(saved: &Saved, status: Status) -> OciState {
         rootfs: saved.rootfs.clone(),
         created: saved.created.clone(),
         owner: saved.owner.clone(),
-        annotations,
+        annotations: saved.annotations.clone(),
     }
 }
 

@@ -80,6 +80,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         rootfs,
         created: container::now_rfc3339(),
         owner: owner_name(),
+        annotations: spec
+            .annotations()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         config: spec,
         cgroup: None,
         no_new_keyring: opts.no_new_keyring,

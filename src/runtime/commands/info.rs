@@ -16,7 +16,7 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
         let Ok(bytes) = std::fs::read(dir.join("state.json")) else {
             continue;
         };
-        // Only what the listing shows: the saved config is skipped, not parsed.
+        // Only what the listing shows (the config is in a file of its own).
         let Ok(s) = serde_json::from_slice::<Summary>(&bytes) else {
             continue;
         };
@@ -34,7 +34,7 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
             rootfs: s.rootfs,
             created: s.created,
             owner: s.owner,
-            annotations: s.config.annotations.unwrap_or_default(),
+            annotations: s.annotations,
         });
     }
     Ok(states)
@@ -52,13 +52,8 @@ struct Summary {
     owner: String,
     #[serde(default)]
     cgroup: Option<berth_cgroups::Manager>,
-    config: SummaryConfig,
-}
-
-#[derive(serde::Deserialize)]
-struct SummaryConfig {
     #[serde(default)]
-    annotations: Option<std::collections::BTreeMap<String, String>>,
+    annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// runc's `list` table: left-aligned columns at least 12 wide, 3 spaces apart.
