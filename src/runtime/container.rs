@@ -333,7 +333,8 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
-/// Lists the ids of the containers under `root` (directories holding a state file).
+/// Lists the names under `root`, sorted: the ids of its containers, plus whatever else is
+/// there (a reader skips entries without a state file rather than checking each twice).
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     let entries = match fs::read_dir(root) {
         Ok(e) => e,
@@ -342,7 +343,6 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     };
     let mut ids: Vec<String> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(STATE_FILE).exists())
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     ids.sort();
