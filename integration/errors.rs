@@ -170,3 +170,28 @@ fn failing_program_at_create_leaves_nothing() {
     );
     sb.assert_nothing_left(&id);
 }
+
+/// A program that passes create's checks (a regular file with an exec bit) but that the
+/// kernel refuses at start: `run` fails and the container's stderr says why.
+#[test]
+fn a_program_the_kernel_cannot_execute_says_why() {
+    let mut sb = Sandbox::new("enoexec");
+    let program = sb.rootfs.join("garbage");
+    fs::write(&program, b"\x00\x01 not an executable format\n").expect("write program");
+    crate::harness::set_mode(&program, 0o755);
+    sb.config["process"]["args"] = json!(["/garbage"]);
+    sb.save_config();
+    let id = sb.new_id("enoexec");
+    let out = sb.run(&id, &[]).failed();
+    assert!(out.stderr.contains("/garbage"), "stderr: {}", out.stderr);
+    if !crate::harness::runtime_is_runc() {
+        assert!(
+            out.stderr
+                .contains("not an executable format (ENOEXEC), errno 8"),
+            "stderr: {}",
+            out.stderr
+        );
+    }
+    sb.rt(&["delete", "--force", &id]);
+    sb.assert_nothing_left(&id);
+}

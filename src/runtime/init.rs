@@ -839,9 +839,18 @@ fn exec(p: &ProcessPlan, index: usize, console: Option<&OwnedFd>, tell_stderr: b
     let errno = sys::errno();
     if tell_stderr {
         // The parent is gone by now (`create` returned): tell the container's stderr.
-        let _ = sys::write_all(2, b"berth: exec ");
-        let _ = sys::write_all(2, p.exec_candidates[index].to_bytes());
-        let _ = sys::write_all(2, b" failed\n");
+        let mut digits = [0u8; 12];
+        for part in [
+            &b"berth: exec "[..],
+            p.exec_candidates[index].to_bytes(),
+            b" failed: ",
+            sys::exec_errno_text(errno),
+            b", errno ",
+            sys::format_decimal(&mut digits, errno),
+            b"\n",
+        ] {
+            let _ = sys::write_all(2, part);
+        }
     }
     Err(Fail::new(Step::Exec, 0, errno))
 }

@@ -374,6 +374,44 @@ pub fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
+/// Why an execve failed, in words, for the init to print without allocating (after
+/// `start` nobody else is left to explain it).
+pub fn exec_errno_text(errno: i32) -> &'static [u8] {
+    match errno {
+        libc::ENOENT => b"no such file or directory (ENOENT)",
+        libc::EACCES => b"permission denied (EACCES)",
+        libc::EPERM => b"operation not permitted (EPERM)",
+        libc::ENOEXEC => b"not an executable format (ENOEXEC)",
+        libc::ENOTDIR => b"a path component is not a directory (ENOTDIR)",
+        libc::ELOOP => b"too many symbolic links (ELOOP)",
+        libc::ETXTBSY => b"text file busy (ETXTBSY)",
+        libc::E2BIG => b"argument list too long (E2BIG)",
+        libc::ENOMEM => b"out of memory (ENOMEM)",
+        libc::EINVAL => b"invalid argument (EINVAL)",
+        libc::EISDIR => b"is a directory (EISDIR)",
+        _ => b"an error",
+    }
+}
+
+/// Formats `n` in decimal into `buf` without allocating.
+pub fn format_decimal(buf: &mut [u8; 12], n: i32) -> &[u8] {
+    let mut value = n.unsigned_abs();
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        start -= 1;
+        buf[start] = b'-';
+    }
+    &buf[start..]
+}
+
 /// Formats `/proc/self/fd/N` into `buf` without allocating; returns it as a C string.
 pub fn proc_fd_path(buf: &mut [u8; 32], fd: RawFd) -> &CStr {
     const PREFIX: &[u8] = b"/proc/self/fd/";
@@ -400,6 +438,15 @@ pub fn proc_fd_path(buf: &mut [u8; 32], fd: RawFd) -> &CStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_format_without_allocating() {
+        let mut buf = [0u8; 12];
+        assert_eq!(format_decimal(&mut buf, 0), b"0");
+        assert_eq!(format_decimal(&mut buf, 8), b"8");
+        assert_eq!(format_decimal(&mut buf, 1234), b"1234");
+        assert_eq!(format_decimal(&mut buf, i32::MIN), b"-2147483648");
+    }
 
     #[test]
     fn proc_fd_path_formats_numbers() {
