@@ -1297,7 +1297,7 @@ mod tests {
             step.attr.attr_set,
             sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY
         );
-        assert_eq!(step.propagation, libc::MS_PRIVATE as u64);
+        assert_eq!(step.propagation, libc::MS_PRIVATE);
         assert!(step.propagation_recursive);
         assert!(step.tmpcopyup);
         match &step.source {
@@ -1320,7 +1320,7 @@ mod tests {
         assert!(root_propagation(Some("sideways")).is_err());
         assert_eq!(
             root_propagation(None).expect("default").0,
-            (libc::MS_SLAVE | libc::MS_REC) as u64
+            libc::MS_SLAVE | libc::MS_REC
         );
     }
 }
