@@ -18,11 +18,13 @@ use crate::harness::{
 /// A sandbox with a detached container whose init sleeps; returns (sandbox, id).
 fn running(tag: &str, adjust: impl FnOnce(&mut Sandbox)) -> (Sandbox, String) {
     let mut sb = Sandbox::new(tag);
-    sb.set_script("touch /tmp/init-ready; exec sleep 100000");
+    sb.set_script("echo ready > /tmp/init-ready; exec sleep 100000");
     adjust(&mut sb);
     let id = sb.new_id(tag);
     sb.run(&id, &["--detach"]).ok();
     sb.wait_status(&id, "running");
+    // "running" is as soon as the shell exec'd; its first line may not have run yet.
+    sb.wait_rootfs_file("tmp/init-ready");
     (sb, id)
 }
 
@@ -78,10 +80,11 @@ fn exec_joins_every_namespace_of_the_init() {
 #[test]
 fn exec_after_no_pivot_and_into_a_user_namespace() {
     let mut sb = Sandbox::new("execnopivot");
-    sb.set_script("touch /tmp/init-ready; exec sleep 100000");
+    sb.set_script("echo ready > /tmp/init-ready; exec sleep 100000");
     let id = sb.new_id("execnopivot");
     sb.run(&id, &["--detach", "--no-pivot"]).ok();
     sb.wait_status(&id, "running");
+    sb.wait_rootfs_file("tmp/init-ready");
     exec_script(&sb, &id, &[], "test -e /tmp/init-ready");
 
     let (sb, id) = running("execuserns", |sb| {
