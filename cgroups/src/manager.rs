@@ -335,14 +335,16 @@ impl Manager {
 
     /// [`Manager::apply`] for `update`: with a systemd scope, the memory
     /// and pids limits also become unit properties, so systemd keeps them.
+    ///
+    /// The properties go first: systemd then re-applies all of the unit's
+    /// cgroup settings, and on v1 that resets the delegated scope's devices
+    /// files to "allow all" (the unit has no device policy). Writing the
+    /// files after it puts the container's device rules back.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
-        self.apply(resources)?;
-        match &self.systemd {
-            Some(scope) if scope.started => {
-                sd::set_properties(&scope.unit, sd::limit_properties(resources))
-            }
-            _ => Ok(()),
+        if let Some(scope) = self.systemd.as_ref().filter(|s| s.started) {
+            sd::set_properties(&scope.unit, sd::limit_properties(resources))?;
         }
+        self.apply(resources)
     }
 
     fn apply_cpu(&self, cpu: &LinuxCpu) -> Result<()> {

@@ -190,7 +190,8 @@ pub fn stop_unit(unit: &str) -> Result<()> {
     }
 }
 
-/// Sets unit properties at runtime (`update`), so systemd keeps them.
+/// Sets unit properties at runtime (`update`), so systemd keeps them, and
+/// returns once systemd has written them to the unit's cgroup.
 pub fn set_properties(unit: &str, properties: Vec<Value>) -> Result<()> {
     if properties.is_empty() {
         return Ok(());
@@ -205,8 +206,13 @@ pub fn set_properties(unit: &str, properties: Vec<Value>) -> Result<()> {
         },
     ];
     conn.call(manager_call("SetUnitProperties", &args), CALL_TIMEOUT)
+        .map_err(dbus_error(unit, "SetUnitProperties"))?;
+    // systemd writes the cgroup files from a queue it works off before it
+    // reads its next message: one more call waits for those writes, so
+    // the caller's own writes come after them.
+    get_property(&mut conn, OBJECT, MANAGER, "Version")
         .map(drop)
-        .map_err(dbus_error(unit, "SetUnitProperties"))
+        .map_err(dbus_error(unit, "waiting for SetUnitProperties"))
 }
 
 /// A connection that receives JobRemoved.
