@@ -70,6 +70,7 @@ test-cgroups-vm:
 	integration/cgroups-vm/run.sh --lsm
 	integration/cgroups-vm/run.sh --selinux
 	integration/cgroups-vm/run.sh --systemd
+	integration/cgroups-vm/run.sh --systemd-hybrid
 
 # The OCI runtime-spec suite against RUNTIME (default: the freshly built berth).
 conformance:

@@ -26,11 +26,11 @@ const MIB: i64 = 1 << 20;
 
 /// One mounted cgroup hierarchy of the host.
 #[derive(Debug, Clone)]
-struct Hierarchy {
-    mount: PathBuf,
+pub(crate) struct Hierarchy {
+    pub(crate) mount: PathBuf,
     /// v1: the controllers (and `name=...`) it carries; empty for cgroup2.
     controllers: Vec<String>,
-    v2: bool,
+    pub(crate) v2: bool,
 }
 
 impl Hierarchy {
@@ -49,7 +49,7 @@ impl Hierarchy {
     }
 
     /// The directory of a process in this hierarchy, from /proc/PID/cgroup.
-    fn dir_of(&self, pid: i32) -> PathBuf {
+    pub(crate) fn dir_of(&self, pid: i32) -> PathBuf {
         let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"));
         let path = text
@@ -69,7 +69,7 @@ impl Hierarchy {
 }
 
 /// The cgroup hierarchies mounted under /sys/fs/cgroup.
-fn hierarchies() -> Vec<Hierarchy> {
+pub(crate) fn hierarchies() -> Vec<Hierarchy> {
     let text = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     parse_mountinfo(&text)
         .into_iter()
@@ -121,7 +121,7 @@ fn unified() -> Option<Hierarchy> {
 }
 
 /// The hierarchy a controller's files live in: its v1 mount, else cgroup2 if the root offers it.
-fn home_of(controller: &str) -> Option<Hierarchy> {
+pub(crate) fn home_of(controller: &str) -> Option<Hierarchy> {
     let all = hierarchies();
     if let Some(v1) = all
         .iter()

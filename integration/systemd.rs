@@ -1,12 +1,18 @@
 //! `--systemd-cgroup` with systemd running (issue 4): the container's cgroup is a transient
 //! scope `prefix-name.scope` in the slice of `slice:prefix:name`, made over D-Bus around the
 //! blocked init; its limits are read back from the scope's files and from systemd; `exec`
-//! joins it, `update` changes it, `delete` makes the unit and its directory disappear; a bad
-//! slice or a taken unit name is a clear error that leaves nothing behind (and leaves the
-//! other unit alone).
+//! joins it, `update` changes it (and leaves the device rules in place), `delete` makes the
+//! unit and its directories disappear; a bad slice or a taken unit name is a clear error that
+//! leaves nothing behind (and leaves the other unit alone).
+//!
+//! The same assertions hold on both layouts systemd sets up: pure cgroup v2, and hybrid (v1
+//! controllers, name=systemd, cgroup2 at /sys/fs/cgroup/unified), where the scope must be on
+//! every hierarchy: those systemd manages (name=systemd, memory, pids, ...) and the v1 ones berth
+//! adds itself (freezer, cpuset, ...). File names follow the layout found in mountinfo.
 //!
 //! systemd does not run on the development and CI hosts: there every test here skips. They run
-//! in a VM booted with systemd as PID 1 (integration/cgroups-vm/run.sh --systemd).
+//! in a VM booted with systemd as PID 1 (integration/cgroups-vm/run.sh --systemd, and
+//! --systemd-hybrid for the hybrid layout).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +20,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::cgroups::{hierarchies, home_of};
 use crate::harness::{wait_until, Output, Sandbox, SETTLE_TIMEOUT};
 
 const MIB: i64 = 1 << 20;
@@ -27,7 +34,25 @@ fn systemd_or_skip() -> bool {
              integration/cgroups-vm/run.sh --systemd)"
         );
     }
+    if running {
+        check_required_layout();
+    }
     running
+}
+
+/// The VM runs set BERTH_TEST_REQUIRE_LAYOUT: a guest whose systemd set up another layout than
+/// asked for fails, instead of passing on the wrong one.
+fn check_required_layout() {
+    let Ok(wanted) = std::env::var("BERTH_TEST_REQUIRE_LAYOUT") else {
+        return;
+    };
+    let all = hierarchies();
+    let found = match (all.iter().any(|h| !h.v2), all.iter().any(|h| h.v2)) {
+        (true, true) => "hybrid",
+        (true, false) => "legacy",
+        (false, _) => "unified",
+    };
+    assert_eq!(found, wanted, "the cgroup layout systemd set up");
 }
 
 /// True when cgroup2 is the only hierarchy (systemd's unified mode).
@@ -35,14 +60,50 @@ fn unified() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-/// The scope's directory holding `controller`'s files.
+/// The scope's directory holding `controller`'s files: its v1 hierarchy if it has one, else
+/// cgroup2.
 fn scope_dir(controller: &str, cgroup: &str) -> PathBuf {
-    let mount = if unified() {
-        PathBuf::from("/sys/fs/cgroup")
-    } else {
-        Path::new("/sys/fs/cgroup").join(controller)
-    };
-    mount.join(cgroup.trim_start_matches('/'))
+    let home = home_of(controller).unwrap_or_else(|| panic!("no {controller} controller here"));
+    home.mount.join(cgroup.trim_start_matches('/'))
+}
+
+/// The file of the memory limit: memory.max on cgroup2, memory.limit_in_bytes on v1.
+fn memory_limit_file(cgroup: &str) -> PathBuf {
+    let dir = scope_dir("memory", cgroup);
+    match home_of("memory") {
+        Some(h) if !h.v2 => dir.join("memory.limit_in_bytes"),
+        _ => dir.join("memory.max"),
+    }
+}
+
+/// The scope's directory on every hierarchy.
+fn scope_dirs(cgroup: &str) -> Vec<PathBuf> {
+    hierarchies()
+        .iter()
+        .map(|h| h.mount.join(cgroup.trim_start_matches('/')))
+        .collect()
+}
+
+/// `pid` is in the scope on every hierarchy (on hybrid: each v1 one and cgroup2).
+#[track_caller]
+fn assert_in_scope_everywhere(pid: i32, cgroup: &str) {
+    let all = hierarchies();
+    for h in &all {
+        let expected = h.mount.join(cgroup.trim_start_matches('/'));
+        assert_eq!(
+            h.dir_of(pid),
+            expected,
+            "pid {pid} on {}",
+            h.mount.display()
+        );
+    }
+    eprintln!("pid {pid} is in {cgroup} on {} hierarchies", all.len());
+}
+
+#[track_caller]
+fn assert_no_dirs(dirs: &[PathBuf]) {
+    let left: Vec<&PathBuf> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "cgroup directories were left: {left:?}");
 }
 
 fn read_trimmed(path: &Path) -> String {
@@ -143,14 +204,17 @@ fn scope_holds_the_container_through_its_life() {
     assert_eq!(unit_property(&unit, "ActiveState"), "active");
     assert_eq!(unit_property(&unit, "ControlGroup"), cgroup);
     assert_eq!(unit_property(&unit, "Delegate"), "yes");
-
-    let (memory_file, pids_file) = if unified() {
-        ("memory.max", "pids.max")
+    // Block IO accounting has a v1 name of its own.
+    let io_accounting = if unified() {
+        "IOAccounting"
     } else {
-        ("memory.limit_in_bytes", "pids.max")
+        "BlockIOAccounting"
     };
-    let memory = scope_dir("memory", &cgroup).join(memory_file);
-    let pids = scope_dir("pids", &cgroup).join(pids_file);
+    assert_eq!(unit_property(&unit, io_accounting), "yes");
+    assert_in_scope_everywhere(pid, &cgroup);
+
+    let memory = memory_limit_file(&cgroup);
+    let pids = scope_dir("pids", &cgroup).join("pids.max");
     assert_eq!(read_trimmed(&memory), (64 * MIB).to_string());
     assert_eq!(read_trimmed(&pids), "30");
     assert_eq!(unit_property(&unit, "MemoryMax"), (64 * MIB).to_string());
@@ -170,6 +234,7 @@ fn scope_holds_the_container_through_its_life() {
     .ok();
     let exec_pid: i32 = read_trimmed(&pid_file).parse().expect("exec pid");
     assert_eq!(systemd_cgroup_of(exec_pid), cgroup, "exec joins the scope");
+    assert_in_scope_everywhere(exec_pid, &cgroup);
 
     sb.rt(&["update", "--pids-limit", "50", "--memory", "96m", &id])
         .ok();
@@ -178,13 +243,68 @@ fn scope_holds_the_container_through_its_life() {
     assert_eq!(unit_property(&unit, "TasksMax"), "50");
     assert_eq!(unit_property(&unit, "MemoryMax"), (96 * MIB).to_string());
 
+    let dirs = scope_dirs(&cgroup);
     sb.rt(&["delete", "--force", &id]).ok();
     sb.assert_nothing_left(&id);
     assert_unit_gone(&unit);
-    assert!(
-        !scope_dir("memory", &cgroup).exists(),
-        "the scope's directory is left"
+    assert_no_dirs(&dirs);
+}
+
+/// A node with /dev/kmsg's numbers (char 1:11, not among the default allowed devices).
+fn add_kmsg_node(sb: &mut Sandbox) {
+    sb.config["linux"]["devices"] = json!([
+        {"path": "/dev/testkmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o620, "uid": 0, "gid": 0}
+    ]);
+}
+
+/// Whether a process exec'd into the container can open /dev/testkmsg for writing.
+fn exec_can_open_kmsg(sb: &Sandbox, id: &str) -> bool {
+    let script = "if (: > /dev/testkmsg) 2>/dev/null; then echo ok; else echo denied; fi";
+    let out = sb.rt(&["exec", id, "sh", "-c", script]).ok();
+    out.stdout.trim() == "ok"
+}
+
+/// The container's device rules outlast `update`: systemd re-applies a unit's cgroup settings
+/// when its properties change, and on v1 that includes the devices controller of the
+/// delegated scope ("a" into devices.allow when the unit has no device policy).
+#[test]
+fn device_rules_hold_after_update() {
+    if !systemd_or_skip() {
+        return;
+    }
+    let (mut sb, id) = sleeper(
+        "sddevices",
+        Some("system.slice:berth:{id}"),
+        json!({"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 30}}),
     );
+    add_kmsg_node(&mut sb);
+    create_systemd(&sb, &id, None).ok();
+    let cgroup = format!("/system.slice/berth-{id}.scope");
+    sb.rt(&["start", &id]).ok();
+    assert!(!exec_can_open_kmsg(&sb, &id), "kmsg opened after create");
+
+    sb.rt(&["update", "--pids-limit", "40", "--memory", "80m", &id])
+        .ok();
+    assert_eq!(
+        unit_property(&format!("berth-{id}.scope"), "TasksMax"),
+        "40"
+    );
+    if let Some(home) = home_of("devices").filter(|h| !h.v2) {
+        let list = read_trimmed(
+            &home
+                .mount
+                .join(cgroup.trim_start_matches('/'))
+                .join("devices.list"),
+        );
+        assert!(
+            !list.contains("a *:* rwm"),
+            "devices.list after update: {list}"
+        );
+    }
+    assert!(!exec_can_open_kmsg(&sb, &id), "kmsg opened after update");
+    sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+    assert_no_dirs(&scope_dirs(&cgroup));
 }
 
 /// No cgroupsPath under --systemd-cgroup: `system.slice:berth:<id>`, runc's default shape.
@@ -224,8 +344,7 @@ fn bad_slice_names_fail_clearly_and_leave_nothing() {
         let unit = format!("berth-{id}.scope");
         assert_unit_gone(&unit);
         let slice_dir = path.split(':').next().unwrap_or_default();
-        let dir = scope_dir("memory", &format!("/{slice_dir}/{unit}"));
-        assert!(!dir.exists(), "{} was left", dir.display());
+        assert_no_dirs(&scope_dirs(&format!("/{slice_dir}/{unit}")));
     }
 }
 
@@ -252,12 +371,13 @@ fn a_taken_unit_name_is_refused_and_left_alone() {
 
     assert_eq!(first.status(&first_id), "created");
     assert_eq!(unit_property(&unit, "ActiveState"), "active");
-    assert_eq!(
-        systemd_cgroup_of(first_pid),
-        format!("/system.slice/{unit}")
-    );
+    let cgroup = format!("/system.slice/{unit}");
+    assert_eq!(systemd_cgroup_of(first_pid), cgroup);
+    // Also the directories berth made itself (v1 freezer, cpuset, ... on hybrid).
+    assert_in_scope_everywhere(first_pid, &cgroup);
     first.rt(&["delete", "--force", &first_id]).ok();
     assert_unit_gone(&unit);
+    assert_no_dirs(&scope_dirs(&cgroup));
 }
 
 /// Without a system bus, berth talks to systemd's private socket (root only).
@@ -279,6 +399,7 @@ fn private_socket_works_without_the_bus() {
     let unit = format!("berthpriv-{id}.scope");
     let cgroup = format!("/system.slice/{unit}");
     assert_eq!(systemd_cgroup_of(sb.pid(&id)), cgroup);
+    assert_in_scope_everywhere(sb.pid(&id), &cgroup);
     assert_eq!(
         read_trimmed(&scope_dir("pids", &cgroup).join("pids.max")),
         "20"
@@ -286,4 +407,5 @@ fn private_socket_works_without_the_bus() {
     sb.rt(&["delete", "--force", &id]).ok();
     sb.assert_nothing_left(&id);
     assert_unit_gone(&unit);
+    assert_no_dirs(&scope_dirs(&cgroup));
 }

@@ -6,6 +6,12 @@
 bb=/busybox
 $bb mount -t tmpfs tmpfs /tmp
 $bb mount -t tmpfs tmpfs /run
+# run.sh --systemd-hybrid: systemd mounts the hierarchies itself (v1 controllers, name=systemd,
+# cgroup2 at /sys/fs/cgroup/unified); with cgroup2 on /sys/fs/cgroup it would go unified.
+if [ -f /work/systemd-hybrid ]; then
+    $bb mkdir -p /run/bin && $bb cp /work/bin/* /run/bin/
+    exec $bb sh /work/systemd.sh boot
+fi
 $bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 # securityfs: where apparmor_parser loads profiles (the LSM tests).
 [ -d /sys/kernel/security ] && $bb mount -t securityfs securityfs /sys/kernel/security

@@ -40,6 +40,9 @@ run() {
     {
         echo "systemd $(/usr/bin/systemctl --version | $bb head -n1)"
         echo "system bus socket: $($bb ls /run/dbus/system_bus_socket 2>&1)"
+        # The layout systemd really set up (the kernel command line picks it).
+        echo "kernel $($bb uname -r), command line: $($bb cat /proc/cmdline)"
+        $bb grep cgroup /proc/self/mountinfo
     } >>/work/results/output
     set --
     while IFS= read -r arg; do

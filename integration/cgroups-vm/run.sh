@@ -17,6 +17,9 @@
 #   integration/cgroups-vm/run.sh --systemd [ARGS...]
 #                                            # berth's --systemd-cgroup tests with systemd
 #                                            # as PID 1 (default: systemd::)
+#   integration/cgroups-vm/run.sh --systemd-hybrid [ARGS...]
+#                                            # the same on systemd's hybrid layout: v1
+#                                            # controllers plus cgroup2 at .../unified
 #   integration/cgroups-vm/run.sh BINARY [ARGS...]
 #
 # The kernel is a Debian linux-image package fetched with `apt-get download`
@@ -211,6 +214,17 @@ stage_integration() {
     echo "BERTH_RUNTIME=/run/bin/berth" >>"$share/env"
 }
 
+# The guest boots the host's systemd and its system bus (shared /usr); berth's tests run
+# in the unit guest-systemd.sh writes. LAYOUT is the one the tests must find (unified, hybrid).
+stage_systemd() {
+    local share=$1 layout=$2
+    [ -x /usr/lib/systemd/systemd ] || apt_install systemd
+    [ -x /usr/bin/dbus-daemon ] || apt_install dbus
+    stage_integration "$share"
+    cp "$here/guest-systemd.sh" "$share/systemd.sh"
+    echo "BERTH_TEST_REQUIRE_LAYOUT=$layout" >>"$share/env"
+}
+
 main() {
     ensure_host_tools
     mkdir -p "$cache"
@@ -219,7 +233,7 @@ main() {
     trap 'rm -rf "$share"' EXIT
     mkdir -p "$share/results" "$share/bin"
     : >"$share/env"
-    local vm_append=""
+    local vm_append="" cgroup_append="cgroup_no_v1=all"
     if [ "${1:-}" = "--integration" ]; then
         shift
         stage_integration "$share"
@@ -244,11 +258,16 @@ main() {
         [ $# -gt 0 ] || set -- "${lsm_integration_tests[@]}" --test-threads=2
     elif [ "${1:-}" = "--systemd" ]; then
         shift
-        # The guest boots the host's systemd and its system bus (shared /usr).
-        [ -x /usr/lib/systemd/systemd ] || apt_install systemd
-        [ -x /usr/bin/dbus-daemon ] || apt_install dbus
-        stage_integration "$share"
-        cp "$here/guest-systemd.sh" "$share/systemd.sh"
+        stage_systemd "$share" unified
+        [ $# -gt 0 ] || set -- systemd:: --test-threads=2
+    elif [ "${1:-}" = "--systemd-hybrid" ]; then
+        shift
+        # v1 stays on; systemd 252 mounts the v1 controllers, name=systemd and cgroup2 at
+        # /sys/fs/cgroup/unified (legacy_systemd_cgroup_controller=0: hybrid, not pure v1).
+        # The marker keeps guest-stage2.sh from mounting cgroup2 first.
+        cgroup_append="systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0"
+        stage_systemd "$share" hybrid
+        : >"$share/systemd-hybrid"
         [ $# -gt 0 ] || set -- systemd:: --test-threads=2
     else
         local binary
@@ -277,13 +296,13 @@ main() {
     cp "$here/guest-stage2.sh" "$share/stage2.sh"
     printf '%s\n' "$@" >"$share/args"
 
-    log "booting $(basename "$kernel") under TCG (cgroup_no_v1=all)"
+    log "booting $(basename "$kernel") under TCG ($cgroup_append)"
     local start=$SECONDS rc=0
     timeout "$timeout_s" qemu-system-x86_64 \
         -accel tcg -cpu max -smp 2 -m "$memory" \
         -nographic -nic none -no-reboot \
         -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3$vm_append" \
+        -append "console=ttyS0 $cgroup_append panic=-1 quiet loglevel=3$vm_append" \
         -virtfs local,path=/usr,mount_tag=hostusr,security_model=passthrough,readonly=on \
         -virtfs local,path="$share",mount_tag=work,security_model=passthrough \
         </dev/null >"$cache/console.log" 2>&1 || rc=$?
