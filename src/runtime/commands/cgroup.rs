@@ -149,6 +149,9 @@ pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value> {
     serde_json::to_value(stats).map_err(|e| Error::State(format!("encoding stats: {e}")))
 }
 
+/// How long `events` still waits for an OOM count once the container has stopped.
+const LATE_OOM_GRACE: Duration = Duration::from_millis(200);
+
 /// `berth events`: a stats event every `interval` and an oom event for each OOM kill,
 /// one JSON object per line, until the container stops.
 pub fn events(
@@ -184,6 +187,15 @@ pub fn events(
             Err(e) => return Err(e),
         };
         if container.status()? == Status::Stopped {
+            // The kernel counts an OOM kill after it sends the SIGKILL, so the victim can be
+            // gone before the counter moves: one last short wait catches a late count.
+            let late = match watcher.as_mut() {
+                Some(w) => w.wait(Some(LATE_OOM_GRACE)).unwrap_or(0),
+                None => 0,
+            };
+            for _ in 0..late {
+                emit(serde_json::json!({"type": "oom", "id": id}));
+            }
             return Ok(());
         }
         if let Ok(stats) = manager.stats() {
