@@ -1,7 +1,8 @@
 //! `--systemd-cgroup` with systemd running (issue 4): the container's cgroup is a transient
 //! scope `prefix-name.scope` in the slice of `slice:prefix:name`, made over D-Bus around the
 //! blocked init; its limits are read back from the scope's files and from systemd; `exec`
-//! joins it, `update` changes it (and leaves the device rules in place), `delete` makes the
+//! joins it, `update` changes it (and leaves the device rules in place, also across a
+//! `systemctl daemon-reload`), `delete` makes the
 //! unit and its directories disappear; a bad slice or a taken unit name is a clear error that
 //! leaves nothing behind (and leaves the other unit alone).
 //!
@@ -259,9 +260,140 @@ fn add_kmsg_node(sb: &mut Sandbox) {
 
 /// Whether a process exec'd into the container can open /dev/testkmsg for writing.
 fn exec_can_open_kmsg(sb: &Sandbox, id: &str) -> bool {
-    let script = "if (: > /dev/testkmsg) 2>/dev/null; then echo ok; else echo denied; fi";
-    let out = sb.rt(&["exec", id, "sh", "-c", script]).ok();
+    exec_can_open(sb, id, "/dev/testkmsg", ">")
+}
+
+/// Whether a process exec'd into the container can open `path`, for writing with `redirect`
+/// ">" or for reading with "<".
+fn exec_can_open(sb: &Sandbox, id: &str, path: &str, redirect: &str) -> bool {
+    let script =
+        format!("if (: {redirect} {path}) 2>/dev/null; then echo ok; else echo denied; fi");
+    let out = sb.rt(&["exec", id, "sh", "-c", &script]).ok();
     out.stdout.trim() == "ok"
+}
+
+/// A misc device (char major 10) the guest kernel registered, as (name, minor): one that any
+/// root process can open without a capability or hardware behind it.
+fn openable_misc_device() -> (String, u32) {
+    let misc = fs::read_to_string("/proc/misc").expect("read /proc/misc");
+    ["fuse", "cpu_dma_latency"]
+        .iter()
+        .find_map(|wanted| {
+            misc.lines().find_map(|line| {
+                let (minor, name) = line.trim().split_once(' ')?;
+                if name != *wanted {
+                    return None;
+                }
+                Some((name.to_string(), minor.parse().ok()?))
+            })
+        })
+        .unwrap_or_else(|| panic!("no fuse or cpu_dma_latency in /proc/misc:\n{misc}"))
+}
+
+/// The scope's v1 devices.list, when the devices controller is on v1.
+fn v1_devices_list(cgroup: &str) -> Option<String> {
+    let home = home_of("devices").filter(|h| !h.v2)?;
+    let file = home
+        .mount
+        .join(cgroup.trim_start_matches('/'))
+        .join("devices.list");
+    Some(read_trimmed(&file))
+}
+
+/// `systemctl daemon-reload`: systemd re-reads its units and re-applies their cgroup settings.
+fn daemon_reload() {
+    let out = Command::new("systemctl")
+        .arg("daemon-reload")
+        .output()
+        .expect("run systemctl daemon-reload");
+    assert!(
+        out.status.success(),
+        "systemctl daemon-reload: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// After a reload, the devices are still those of the config: the restricted list on v1 (not
+/// systemd's "a *:* rwm"), kmsg (char 1:11) denied, the misc device and /dev/null open.
+#[track_caller]
+fn assert_devices_restricted(sb: &Sandbox, id: &str, cgroup: &str, when: &str) {
+    if let Some(list) = v1_devices_list(cgroup) {
+        eprintln!("devices.list {when}:\n{list}");
+        assert!(!list.contains("a *:* rwm"), "devices.list {when}: {list}");
+        for line in ["c 1:3 rwm", "c 10:* rw", "c 136:* rwm"] {
+            assert!(
+                list.lines().any(|l| l == line),
+                "no {line:?} {when}: {list}"
+            );
+        }
+    }
+    assert!(!exec_can_open_kmsg(sb, id), "kmsg opened {when}");
+    assert!(
+        exec_can_open(sb, id, "/dev/testmisc", ">"),
+        "the allowed misc device could not be opened {when}"
+    );
+    assert!(
+        exec_can_open(sb, id, "/dev/null", ">"),
+        "/dev/null could not be opened {when}"
+    );
+}
+
+/// `systemctl daemon-reload` makes systemd re-apply every unit's cgroup settings, the device
+/// policy included: the container's device rules are the scope's DevicePolicy/DeviceAllow,
+/// so a reload after create, and after update, leaves them in force.
+#[test]
+fn device_rules_hold_after_daemon_reload() {
+    if !systemd_or_skip() {
+        return;
+    }
+    let (misc_name, misc_minor) = openable_misc_device();
+    eprintln!("misc device: {misc_name} (10:{misc_minor})");
+    let (mut sb, id) = sleeper(
+        "sdreload",
+        Some("system.slice:berth:{id}"),
+        json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            // A whole major: systemd's "char-misc", named from /proc/devices.
+            {"allow": true, "type": "c", "major": 10, "access": "rw"}
+        ], "pids": {"limit": 30}}),
+    );
+    sb.config["linux"]["devices"] = json!([
+        {"path": "/dev/testkmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o620, "uid": 0, "gid": 0},
+        {"path": "/dev/testmisc", "type": "c", "major": 10, "minor": misc_minor, "fileMode": 0o600, "uid": 0, "gid": 0}
+    ]);
+    create_systemd(&sb, &id, None).ok();
+    let unit = format!("berth-{id}.scope");
+    let cgroup = format!("/system.slice/{unit}");
+    sb.rt(&["start", &id]).ok();
+    assert_eq!(unit_property(&unit, "DevicePolicy"), "strict");
+    let allowed = unit_property(&unit, "DeviceAllow");
+    eprintln!("DeviceAllow: {allowed}");
+    assert!(allowed.contains("char-misc rw"), "DeviceAllow: {allowed}");
+    assert!(
+        allowed.contains("/dev/char/1:3 rwm"),
+        "DeviceAllow: {allowed}"
+    );
+    assert_devices_restricted(&sb, &id, &cgroup, "after create");
+
+    daemon_reload();
+    assert_devices_restricted(&sb, &id, &cgroup, "after create and daemon-reload");
+
+    sb.rt(&["update", "--pids-limit", "40", &id]).ok();
+    assert_eq!(unit_property(&unit, "TasksMax"), "40");
+    assert_eq!(
+        unit_property(&unit, "DeviceAllow"),
+        allowed,
+        "update keeps the list"
+    );
+    assert_devices_restricted(&sb, &id, &cgroup, "after update");
+
+    daemon_reload();
+    assert_devices_restricted(&sb, &id, &cgroup, "after update and daemon-reload");
+
+    sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+    assert_unit_gone(&unit);
+    assert_no_dirs(&scope_dirs(&cgroup));
 }
 
 /// The container's device rules outlast `update`: systemd re-applies a unit's cgroup settings

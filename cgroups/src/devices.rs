@@ -82,16 +82,11 @@ impl DeviceRule {
             DeviceKind::Block => "b",
         };
         let number = |n: Option<u32>| n.map_or_else(|| "*".to_owned(), |n| n.to_string());
-        let mut access = String::new();
-        for (bit, letter) in [(ACCESS_READ, 'r'), (ACCESS_WRITE, 'w'), (ACCESS_MKNOD, 'm')] {
-            if self.access & bit != 0 {
-                access.push(letter);
-            }
-        }
         format!(
-            "{kind} {}:{} {access}",
+            "{kind} {}:{} {}",
             number(self.major),
-            number(self.minor)
+            number(self.minor),
+            access_string(self.access)
         )
     }
 
@@ -107,6 +102,22 @@ impl DeviceRule {
     /// Whether the rule matches every device of every type.
     fn is_wildcard(&self) -> bool {
         self.kind == DeviceKind::All && self.major.is_none() && self.minor.is_none()
+    }
+
+    /// Whether every device `other` names is also one of this rule's.
+    fn covers(&self, other: &DeviceRule) -> bool {
+        let number = |outer: Option<u32>, inner: Option<u32>| outer.is_none() || outer == inner;
+        (self.kind == DeviceKind::All || self.kind == other.kind)
+            && number(self.major, other.major)
+            && number(self.minor, other.minor)
+    }
+
+    /// Whether some device is named by both rules.
+    fn overlaps(&self, other: &DeviceRule) -> bool {
+        let number = |a: Option<u32>, b: Option<u32>| a.is_none() || b.is_none() || a == b;
+        (self.kind == DeviceKind::All || other.kind == DeviceKind::All || self.kind == other.kind)
+            && number(self.major, other.major)
+            && number(self.minor, other.minor)
     }
 
     /// The rule's decision for one access, or `None` if it does not match.
@@ -173,6 +184,82 @@ pub fn effective_rules(config: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> 
         .collect::<Result<Vec<_>>>()?;
     rules.extend(default_rules());
     Ok(rules)
+}
+
+/// A rule list said as an allow list, the only form systemd's
+/// `DevicePolicy=`/`DeviceAllow=` can take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowList {
+    /// Devices not allowed by an entry are denied (the rules start from a
+    /// deny-all rule); `false`: every device is allowed.
+    pub strict: bool,
+    /// Allow rules, each granting its access bits to its devices.
+    pub allowed: Vec<DeviceRule>,
+    /// The rules the list could not follow exactly, with what was done.
+    pub inexact: Vec<String>,
+}
+
+/// The allow list with the decisions of [`evaluate`] on `rules`.
+///
+/// Rules before the last unconditional one (`a *:* rwm`) cannot decide
+/// anything. From a deny-all base, an allow rule adds an entry and a deny
+/// rule takes its bits from the entries it covers; one that covers only
+/// part of an entry takes them from the whole entry (no list can say
+/// "136:* but not 136:3"), denying more rather than less. From an
+/// allow-all base no deny rule can be said at all.
+pub fn allow_list(rules: &[DeviceRule]) -> AllowList {
+    let base = rules
+        .iter()
+        .rposition(|r| r.is_wildcard() && r.access == ACCESS_ALL);
+    let (strict, rest) = match base {
+        Some(at) => (!rules[at].allow, &rules[at + 1..]),
+        None => (false, rules),
+    };
+    let mut list = AllowList {
+        strict,
+        allowed: Vec::new(),
+        inexact: Vec::new(),
+    };
+    for rule in rest {
+        match (strict, rule.allow) {
+            (true, true) => list.allowed.push(rule.clone()),
+            (true, false) => apply_deny(&mut list, rule),
+            // Every device is allowed already.
+            (false, true) => {}
+            (false, false) => list.inexact.push(format!(
+                "deny rule {:?} follows no deny-all rule: dropped, every device is allowed",
+                rule.v1_line()
+            )),
+        }
+    }
+    list.allowed.retain(|r| r.access != 0);
+    list
+}
+
+/// Takes a deny rule's bits from the entries it touches.
+fn apply_deny(list: &mut AllowList, deny: &DeviceRule) {
+    for entry in &mut list.allowed {
+        if !deny.overlaps(entry) || entry.access & deny.access == 0 {
+            continue;
+        }
+        if !deny.covers(entry) {
+            list.inexact.push(format!(
+                "deny rule {:?} covers part of allow rule {:?}: its bits are taken from all of it",
+                deny.v1_line(),
+                entry.v1_line()
+            ));
+        }
+        entry.access &= !deny.access;
+    }
+}
+
+/// The access bits as `rwm` letters, in that order.
+pub fn access_string(access: u32) -> String {
+    [(ACCESS_READ, 'r'), (ACCESS_WRITE, 'w'), (ACCESS_MKNOD, 'm')]
+        .iter()
+        .filter(|(bit, _)| access & bit != 0)
+        .map(|(_, letter)| *letter)
+        .collect()
 }
 
 fn invalid(reason: &str) -> Error {
@@ -446,6 +533,81 @@ mod tests {
     fn empty_rule_list_allows_everything() {
         let prog = device_program(&[]);
         assert_eq!(interpret(&prog, [(ACCESS_READ << 16) | 2, 4, 1]), 1);
+    }
+
+    /// Every decision of `rules` against those of its allow list.
+    fn assert_list_agrees(rules: &[DeviceRule]) {
+        let list = allow_list(rules);
+        assert!(list.inexact.is_empty(), "{:?}", list.inexact);
+        let mut flat = vec![DeviceRule {
+            allow: !list.strict,
+            kind: DeviceKind::All,
+            major: None,
+            minor: None,
+            access: ACCESS_ALL,
+        }];
+        flat.extend(list.allowed);
+        for kind in [DeviceKind::Char, DeviceKind::Block] {
+            for major in [1, 4, 5, 8, 10, 136] {
+                for minor in [0, 1, 3, 9, 200, 229] {
+                    for access in 1..=7 {
+                        assert_eq!(
+                            evaluate(&flat, kind, major, minor, access),
+                            evaluate(rules, kind, major, minor, access),
+                            "{kind:?} {major}:{minor} access {access}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn allow_lists_decide_as_the_rules_do() {
+        let rules = sample_rules();
+        let list = allow_list(&rules);
+        assert!(list.strict);
+        // The rules after the deny-all, "c 1:9 w" taken from no entry yet.
+        assert_eq!(list.allowed.len(), rules.len() - 2);
+        assert_list_agrees(&rules);
+        // A deny covering a whole earlier entry narrows it exactly.
+        let config = vec![
+            oci(false, LinuxDeviceType::A, None, None, "rwm"),
+            oci(true, LinuxDeviceType::C, Some(10), None, "rwm"),
+            oci(false, LinuxDeviceType::C, Some(10), None, "w"),
+            oci(true, LinuxDeviceType::C, Some(10), Some(229), "rwm"),
+        ];
+        assert_list_agrees(&effective_rules(&config).unwrap());
+    }
+
+    #[test]
+    fn allow_lists_start_from_the_last_unconditional_rule() {
+        let allow_all = oci(true, LinuxDeviceType::A, None, None, "rwm");
+        let deny_all = oci(false, LinuxDeviceType::A, None, None, "rwm");
+        let rules = effective_rules(&[deny_all.clone(), allow_all.clone()]).unwrap();
+        let list = allow_list(&rules);
+        assert!(!list.strict);
+        assert!(list.allowed.is_empty() && list.inexact.is_empty());
+        let rules = effective_rules(&[allow_all, deny_all]).unwrap();
+        assert_eq!(allow_list(&rules).allowed, default_rules());
+    }
+
+    #[test]
+    fn denies_an_allow_list_cannot_say_are_reported() {
+        // Part of a wildcard entry: the whole entry loses the bit.
+        let config = vec![
+            oci(false, LinuxDeviceType::A, None, None, "rwm"),
+            oci(true, LinuxDeviceType::C, Some(10), None, "rw"),
+            oci(false, LinuxDeviceType::C, Some(10), Some(229), "w"),
+        ];
+        let list = allow_list(&effective_rules(&config).unwrap());
+        assert_eq!(list.allowed[0].v1_line(), "c 10:* r");
+        assert_eq!(list.inexact.len(), 1);
+        // No deny-all base: the deny is dropped.
+        let config = vec![oci(false, LinuxDeviceType::C, Some(1), Some(11), "rwm")];
+        let list = allow_list(&effective_rules(&config).unwrap());
+        assert!(!list.strict && list.allowed.is_empty());
+        assert_eq!(list.inexact.len(), 1);
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod oom;
 pub mod path;
 pub mod stats;
 pub mod systemd;
+pub mod systemd_devices;
 mod v1;
 mod v2;
 

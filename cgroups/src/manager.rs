@@ -1,5 +1,6 @@
 //! The cgroup manager the runtime calls: one container, every hierarchy.
 
+use crate::devices::effective_rules;
 use crate::error::{Error, Result};
 use crate::fsutil::{
     child_cgroups, mkdir_if_missing, read_file, read_keyed, read_pids, rmdir_if_present, write_file,
@@ -10,6 +11,7 @@ use crate::path::{
 };
 use crate::stats::{self, Stats};
 use crate::systemd::{self as sd, SystemdScope};
+use crate::systemd_devices::{device_properties, DeviceProperties};
 use crate::{v1, v2};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxResources};
 use serde::{Deserialize, Serialize};
@@ -157,10 +159,15 @@ impl Manager {
     /// Starts the transient scope around `pid` (a process that runs no
     /// container code yet) and checks that `pid` really landed in the
     /// scope's cgroup; if not, stops the unit again and fails, so no limit
-    /// is ever written into another unit's cgroup.
-    pub fn start_systemd_scope(&mut self, pid: i32, resources: &LinuxResources) -> Result<()> {
+    /// is ever written into another unit's cgroup. Returns warnings for the
+    /// runtime to print (device rules systemd cannot be given exactly).
+    pub fn start_systemd_scope(
+        &mut self,
+        pid: i32,
+        resources: &LinuxResources,
+    ) -> Result<Vec<String>> {
         let Some(scope) = self.systemd.clone() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let accounting = match self.layout {
             Layout::Unified => sd::Accounting::Unified,
@@ -170,7 +177,9 @@ impl Manager {
             resource: "pid",
             reason: format!("{pid} is no process id"),
         })?;
-        let properties = sd::scope_properties(&scope, pid_u32, accounting, resources);
+        let mut properties = sd::scope_properties(&scope, pid_u32, accounting, resources);
+        let devices = systemd_device_properties(resources)?;
+        properties.extend(devices.properties);
         sd::start_scope(&scope, properties)?;
         if let Some(s) = self.systemd.as_mut() {
             s.started = true;
@@ -180,7 +189,7 @@ impl Manager {
             let _ = sd::stop_unit(&scope.unit);
             return Err(e);
         }
-        Ok(())
+        Ok(devices.warnings)
     }
 
     fn check_scope_placement(&self, pid: i32, scope: &SystemdScope) -> Result<()> {
@@ -334,17 +343,24 @@ impl Manager {
     }
 
     /// [`Manager::apply`] for `update`: with a systemd scope, the memory
-    /// and pids limits also become unit properties, so systemd keeps them.
+    /// and pids limits and the device rules also become unit properties,
+    /// so systemd keeps them. Returns warnings for the runtime to print.
     ///
     /// The properties go first: systemd then re-applies all of the unit's
-    /// cgroup settings, and on v1 that resets the delegated scope's devices
-    /// files to "allow all" (the unit has no device policy). Writing the
-    /// files after it puts the container's device rules back.
-    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+    /// cgroup settings, its device list included, which can only
+    /// approximate some rule lists. Writing the files after it puts the
+    /// container's exact device rules back.
+    pub fn update(&self, resources: &LinuxResources) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
         if let Some(scope) = self.systemd.as_ref().filter(|s| s.started) {
-            sd::set_properties(&scope.unit, sd::limit_properties(resources))?;
+            let mut properties = sd::limit_properties(resources);
+            let devices = systemd_device_properties(resources)?;
+            properties.extend(devices.properties);
+            warnings = devices.warnings;
+            sd::set_properties(&scope.unit, properties)?;
         }
-        self.apply(resources)
+        self.apply(resources)?;
+        Ok(warnings)
     }
 
     fn apply_cpu(&self, cpu: &LinuxCpu) -> Result<()> {
@@ -750,6 +766,26 @@ fn systemd_request(
         started: false,
     };
     Ok((request, Some(scope)))
+}
+
+/// DevicePolicy and DeviceAllow for the config's device rules; none when
+/// the config has no device list, as `apply` then writes no rules either.
+fn systemd_device_properties(resources: &LinuxResources) -> Result<DeviceProperties> {
+    let Some(config) = resources.devices() else {
+        return Ok(DeviceProperties::default());
+    };
+    let rules = effective_rules(config)?;
+    let mut warnings = Vec::new();
+    // Only rules for all minors of one major need it: without it, they are
+    // left out with a warning each.
+    let proc_devices = read_file(Path::new("/proc/devices")).unwrap_or_else(|e| {
+        warnings.push(format!("device names for systemd: {e}"));
+        String::new()
+    });
+    let mut devices = device_properties(&rules, &proc_devices);
+    warnings.append(&mut devices.warnings);
+    devices.warnings = warnings;
+    Ok(devices)
 }
 
 enum Freezer<'a> {

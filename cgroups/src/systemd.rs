@@ -7,8 +7,11 @@
 //! makes sure the init really is in the scope's cgroup before any limit
 //! is written (crun once wrote limits into sshd's cgroup when that was
 //! not checked). Limits themselves go through cgroupfs, like the
-//! cgroupfs driver; memory and pids limits are also set as unit
-//! properties, so a `systemctl daemon-reload` does not reset them.
+//! cgroupfs driver; memory and pids limits and the device rules
+//! (`DevicePolicy`/`DeviceAllow`, see [`crate::systemd_devices`]) are
+//! also set as unit properties, so a `systemctl daemon-reload`, which
+//! makes systemd re-apply the unit's settings, does not reset them. CPU
+//! and IO limits are not passed yet: a reload resets them.
 
 use crate::dbus::{Connection, DbusError, Message, Value};
 use crate::error::{Error, Result};

@@ -177,7 +177,9 @@ fn place_in_systemd_scope(
         .as_ref()
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    cgroup.start_systemd_scope(pid, &resources)?;
+    for warning in cgroup.start_systemd_scope(pid, &resources)? {
+        log::warn(&warning);
+    }
     cgroup.create()?;
     cgroup.apply(&resources)?;
     cgroup.add_process(pid)?;

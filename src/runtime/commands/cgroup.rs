@@ -9,7 +9,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::runtime::container::{Container, Status};
 use crate::runtime::error::{Context, Error, Result};
-use crate::runtime::{spec, spec_de};
+use crate::runtime::{log, spec, spec_de};
 
 fn cgroup_of(container: &Container) -> Result<&Manager> {
     container
@@ -132,7 +132,9 @@ pub fn update(root: &Path, id: &str, patch: serde_json::Value) -> Result<()> {
     spec::merge_json(&mut value, patch);
     let merged: LinuxResources =
         spec_de::from_value(value).map_err(|e| Error::Config(format!("linux.resources: {e}")))?;
-    cgroup_of(&container)?.update(&merged)?;
+    for warning in cgroup_of(&container)?.update(&merged)? {
+        log::warn(&warning);
+    }
     let mut linux = saved.config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merged));
     saved.config.set_linux(Some(linux));
