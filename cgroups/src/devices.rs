@@ -436,11 +436,12 @@ pub(crate) fn interpret(prog: &[BpfInsn], ctx: [u32; 3]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
-    fn oci(
+    /// A device cgroup rule (also used by the systemd translation's tests).
+    pub(crate) fn oci(
         allow: bool,
         typ: LinuxDeviceType,
         major: Option<i64>,

@@ -210,17 +210,7 @@ Block devices:
         minor: Option<i64>,
         access: &str,
     ) -> LinuxDeviceCgroup {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(typ)
-            .access(access);
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build().unwrap()
+        crate::devices::tests::oci(true, typ, major, minor, access)
     }
 
     fn deny_all() -> LinuxDeviceCgroup {
