@@ -105,6 +105,17 @@ impl TestImage {
         Digest::of_bytes(&self.config)
     }
 
+    /// Rewrites the image config and points the manifest at the new config blob.
+    fn edit_config(&mut self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut config: serde_json::Value = serde_json::from_slice(&self.config).unwrap();
+        edit(&mut config);
+        self.config = serde_json::to_vec(&config).unwrap();
+        let mut manifest: serde_json::Value = serde_json::from_slice(&self.manifest).unwrap();
+        manifest["config"]["digest"] = self.config_digest().to_string().into();
+        manifest["config"]["size"] = self.config.len().into();
+        self.manifest = serde_json::to_vec(&manifest).unwrap();
+    }
+
     fn layer_digest(&self, i: usize) -> Digest {
         Digest::of_bytes(&self.layers[i])
     }
@@ -455,13 +466,9 @@ fn pulls_by_digest_check_the_manifest_bytes() {
 fn a_layer_that_does_not_match_its_diff_id_is_not_extracted_or_stored() {
     let mut img = TestImage::new(false);
     // The config names another diff ID for layer 0; the blobs are fine.
-    let mut config: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
-    config["rootfs"]["diff_ids"][0] = format!("sha256:{}", "e".repeat(64)).into();
-    img.config = serde_json::to_vec(&config).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
-    manifest["config"]["digest"] = img.config_digest().to_string().into();
-    manifest["config"]["size"] = img.config.len().into();
-    img.manifest = serde_json::to_vec(&manifest).unwrap();
+    img.edit_config(|config| {
+        config["rootfs"]["diff_ids"][0] = format!("sha256:{}", "e".repeat(64)).into();
+    });
     let reg = FakeRegistry::start(img.state(OCI_MANIFEST));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -580,13 +587,9 @@ fn pushes_with_push_scoped_tokens_chunks_and_cross_repository_mounts() {
 #[test]
 fn an_image_whose_config_does_not_fit_is_refused_after_download_and_rolled_back() {
     let mut img = TestImage::new(false);
-    let mut config: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
-    config["rootfs"]["diff_ids"].as_array_mut().unwrap().pop();
-    img.config = serde_json::to_vec(&config).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
-    manifest["config"]["digest"] = img.config_digest().to_string().into();
-    manifest["config"]["size"] = img.config.len().into();
-    img.manifest = serde_json::to_vec(&manifest).unwrap();
+    img.edit_config(|config| {
+        config["rootfs"]["diff_ids"].as_array_mut().unwrap().pop();
+    });
     let reg = FakeRegistry::start(img.state(OCI_MANIFEST));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

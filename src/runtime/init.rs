@@ -239,16 +239,16 @@ fn os(step: Step, index: usize) -> impl Fn(io::Error) -> Fail {
 
 /// The init's entry point: never returns.
 pub fn run(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> ! {
-    let code = match setup_and_exec(plan, fds, state_buf) {
+    exit_reporting(fds.sync, setup_and_exec(plan, fds, state_buf))
+}
+
+/// Ends the init or an exec'd child that did not reach execve: the failure goes to the
+/// parent over the sync socket, then `_exit`.
+fn exit_reporting(sync: RawFd, result: R<()>) -> ! {
+    let code = match result {
         Ok(()) => 0,
         Err(fail) => {
-            let _ = send(
-                fds.sync,
-                msg::ERROR,
-                fail.step as u32,
-                fail.index,
-                fail.errno,
-            );
+            let _ = send(sync, msg::ERROR, fail.step as u32, fail.index, fail.errno);
             1
         }
     };
@@ -878,21 +878,7 @@ pub const EXEC_ROOT_CHROOT: usize = 1;
 
 /// The entry point of a process `berth exec` starts in a running container: never returns.
 pub fn run_exec(plan: &ExecPlan, fds: &ExecFds) -> ! {
-    let code = match exec_in_container(plan, fds) {
-        Ok(()) => 0,
-        Err(fail) => {
-            let _ = send(
-                fds.sync,
-                msg::ERROR,
-                fail.step as u32,
-                fail.index,
-                fail.errno,
-            );
-            1
-        }
-    };
-    // SAFETY: _exit is async-signal-safe and never returns.
-    unsafe { libc::_exit(code) }
+    exit_reporting(fds.sync, exec_in_container(plan, fds))
 }
 
 /// Joins the container (namespaces, root, keyring), then the same process setup and exec

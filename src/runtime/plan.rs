@@ -110,6 +110,24 @@ pub struct MountStep {
     pub what: String,
 }
 
+impl MountStep {
+    /// A mount of `source` on `dest` with `attr`, nothing recursive, no propagation change.
+    fn new(dest: RootPath, source: MountSource, attr: MountAttr, what: String) -> MountStep {
+        MountStep {
+            dest,
+            source,
+            attr,
+            recursive_attr: MountAttr::default(),
+            propagation: 0,
+            propagation_recursive: false,
+            dest_is_file: false,
+            tmpcopyup: false,
+            root_label: None,
+            what,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct DeviceStep {
     pub path: RootPath,
@@ -547,18 +565,12 @@ fn plan_mount(
         source,
         m.destination().display()
     );
-    let mut step = MountStep {
-        dest: RootPath::new(m.destination())?,
-        source: MountSource::Reattr,
-        attr: MountAttr::default(),
-        recursive_attr: MountAttr::default(),
-        propagation: 0,
-        propagation_recursive: false,
-        dest_is_file: false,
-        tmpcopyup: false,
-        root_label: None,
+    let mut step = MountStep::new(
+        RootPath::new(m.destination())?,
+        MountSource::Reattr,
+        MountAttr::default(),
         what,
-    };
+    );
     let mut fs_options = Vec::new();
     for opt in &options {
         if let Some((set, clr)) = attr_option(opt) {
@@ -722,18 +734,12 @@ fn plan_cgroup_mount(
                 dest.push('/');
                 dest.push_str(name);
             }
-            Ok(MountStep {
-                dest: RootPath::new(Path::new(&dest))?,
+            Ok(MountStep::new(
+                RootPath::new(Path::new(&dest))?,
                 source,
                 attr,
-                recursive_attr: MountAttr::default(),
-                propagation: 0,
-                propagation_recursive: false,
-                dest_is_file: false,
-                tmpcopyup: false,
-                root_label: None,
                 what,
-            })
+            ))
         };
     let hierarchy_source =
         |mount_point: &str, fstype: &str, super_opts: &str| -> Result<MountSource> {

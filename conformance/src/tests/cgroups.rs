@@ -497,15 +497,22 @@ fn some_block_device() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-// "throttleReadBpsDevice ... (array of objects, OPTIONAL) - specify the list of devices which
-// will be IO rate limited. major, minor (int64, REQUIRED) rate (uint64, REQUIRED)"
-fn blkio_throttle(sb: &mut Sandbox) -> TestResult {
+/// A block device to throttle ("MAJ:MIN", major, minor), or a skip without blkio/io or
+/// without a block device.
+fn throttle_target() -> TestResult<(String, i64, i64)> {
     require("blkio").or_else(|_| require("io"))?;
     let Some(device) = some_block_device() else {
         return skip("no block device on this host");
     };
     let (major, minor) = device.split_once(':').unwrap_or(("0", "0"));
     let (major, minor): (i64, i64) = (major.parse().unwrap_or(0), minor.parse().unwrap_or(0));
+    Ok((device, major, minor))
+}
+
+// "throttleReadBpsDevice ... (array of objects, OPTIONAL) - specify the list of devices which
+// will be IO rate limited. major, minor (int64, REQUIRED) rate (uint64, REQUIRED)"
+fn blkio_throttle(sb: &mut Sandbox) -> TestResult {
+    let (device, major, minor) = throttle_target()?;
     let (_, pid, _) = create_with_resources(
         sb,
         json!({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}}),
@@ -519,12 +526,7 @@ fn blkio_throttle(sb: &mut Sandbox) -> TestResult {
 }
 
 fn blkio_throttle_write_iops(sb: &mut Sandbox) -> TestResult {
-    require("blkio").or_else(|_| require("io"))?;
-    let Some(device) = some_block_device() else {
-        return skip("no block device on this host");
-    };
-    let (major, minor) = device.split_once(':').unwrap_or(("0", "0"));
-    let (major, minor): (i64, i64) = (major.parse().unwrap_or(0), minor.parse().unwrap_or(0));
+    let (device, major, minor) = throttle_target()?;
     let (_, pid, _) = create_with_resources(
         sb,
         json!({"blockIO": {"throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 300}]}}),

@@ -388,6 +388,32 @@ fn shared_host_dir(sb: &Sandbox) -> TestResult<String> {
     Ok(dir.display().to_string())
 }
 
+/// `shared_host_dir` with a tmpfs mounted on its `sub` directory, for the recursive mount
+/// options (unmounted by the sandbox's cleanup). Returns (source, sub).
+fn shared_host_dir_with_submount(sb: &Sandbox) -> TestResult<(String, std::path::PathBuf)> {
+    let source = shared_host_dir(sb)?;
+    let sub = sb.dir.join("host-share/sub");
+    fs::create_dir_all(&sub).ctx(|| "create host-share/sub".into())?;
+    let sub_c = std::ffi::CString::new(sub.display().to_string()).ctx(|| "path".into())?;
+    // SAFETY: valid C strings; a tmpfs on a directory of our own sandbox.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            sub_c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    check!(
+        rc == 0,
+        "mount a tmpfs on {}: {}",
+        sub.display(),
+        std::io::Error::last_os_error()
+    );
+    Ok((source, sub))
+}
+
 fn bind_mount(sb: &mut Sandbox) -> TestResult {
     let source = shared_host_dir(sb)?;
     add_mount(
@@ -452,26 +478,7 @@ fn bind_mount_file(sb: &mut Sandbox) -> TestResult {
 
 // Linux mount options: "rro: Recursive read-only ... applied to all submounts" (Linux 5.12+).
 fn bind_mount_rro(sb: &mut Sandbox) -> TestResult {
-    let source = shared_host_dir(sb)?;
-    let sub = sb.dir.join("host-share/sub");
-    fs::create_dir_all(&sub).ctx(|| "create host-share/sub".into())?;
-    let sub_c = std::ffi::CString::new(sub.display().to_string()).ctx(|| "path".into())?;
-    // SAFETY: valid C strings; a tmpfs on a directory of our own sandbox, unmounted by its cleanup.
-    let rc = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            sub_c.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    check!(
-        rc == 0,
-        "mount a tmpfs on {}: {}",
-        sub.display(),
-        std::io::Error::last_os_error()
-    );
+    let (source, sub) = shared_host_dir_with_submount(sb)?;
     add_mount(
         &mut sb.config,
         json!({"destination": "/mnt/share", "type": "bind", "source": source, "options": ["rbind", "rro"]}),
@@ -633,26 +640,7 @@ fn mount_option_nosymfollow(sb: &mut Sandbox) -> TestResult {
 
 // "rnosuid: Recursive nosuid", "rnoexec: Recursive noexec" (SHOULD, Linux 5.12+).
 fn mount_options_recursive(sb: &mut Sandbox) -> TestResult {
-    let source = shared_host_dir(sb)?;
-    let sub = sb.dir.join("host-share/sub");
-    fs::create_dir_all(&sub).ctx(|| "create host-share/sub".into())?;
-    let sub_c = std::ffi::CString::new(sub.display().to_string()).ctx(|| "path".into())?;
-    // SAFETY: valid C strings; a tmpfs on a directory of our own sandbox, unmounted by its cleanup.
-    let rc = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            sub_c.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    check!(
-        rc == 0,
-        "mount a tmpfs on {}: {}",
-        sub.display(),
-        std::io::Error::last_os_error()
-    );
+    let (source, _sub) = shared_host_dir_with_submount(sb)?;
     add_mount(
         &mut sb.config,
         json!({"destination": "/mnt/share", "type": "bind", "source": source, "options": ["rbind", "rnosuid", "rnoexec"]}),
