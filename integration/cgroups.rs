@@ -493,7 +493,7 @@ fn hugetlb_limit_read_back() {
 }
 
 /// The major:minor of a block device of this machine (throttles need a real disk).
-fn some_block_device() -> Option<String> {
+pub(crate) fn some_block_device() -> Option<String> {
     let mut names: Vec<_> = fs::read_dir("/sys/block")
         .ok()?
         .flatten()

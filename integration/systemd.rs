@@ -1,8 +1,8 @@
 //! `--systemd-cgroup` with systemd running (issue 4): the container's cgroup is a transient
 //! scope `prefix-name.scope` in the slice of `slice:prefix:name`, made over D-Bus around the
 //! blocked init; its limits are read back from the scope's files and from systemd; `exec`
-//! joins it, `update` changes it (and leaves the device rules in place, also across a
-//! `systemctl daemon-reload`), `delete` makes the
+//! joins it, `update` changes it (and leaves the limits and device rules in place, also across
+//! a `systemctl daemon-reload`), `delete` makes the
 //! unit and its directories disappear; a bad slice or a taken unit name is a clear error that
 //! leaves nothing behind (and leaves the other unit alone).
 //!
@@ -21,7 +21,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::cgroups::{hierarchies, home_of};
+use crate::cgroups::{hierarchies, home_of, some_block_device};
 use crate::harness::{wait_until, Output, Sandbox, SETTLE_TIMEOUT};
 
 const MIB: i64 = 1 << 20;
@@ -394,6 +394,185 @@ fn device_rules_hold_after_daemon_reload() {
     sb.assert_nothing_left(&id);
     assert_unit_gone(&unit);
     assert_no_dirs(&scope_dirs(&cgroup));
+}
+
+/// A limit file of the scope and the value it must hold.
+type Expected = Vec<(PathBuf, String)>;
+
+/// The CPU, cpuset, memory and IO files of the scope for the limits of
+/// `limits_hold_after_daemon_reload`, in the layout's names: cpu.weight of shares 512 is
+/// 1 + (512-2)*9999/262142 = 20, of 1024 it is 39.
+fn cpu_io_expectations(cgroup: &str, device: &str, shares: u64, quota: u64) -> Expected {
+    let cpu = scope_dir("cpu", cgroup);
+    let io =
+        home_of("blkio").map_or_else(|| scope_dir("io", cgroup), |_| scope_dir("blkio", cgroup));
+    let mut files = vec![(
+        scope_dir("cpuset", cgroup).join("cpuset.cpus"),
+        "1".to_string(),
+    )];
+    if unified() {
+        let weight = 1 + ((shares - 2) * 9999) / 262_142;
+        files.push((cpu.join("cpu.weight"), weight.to_string()));
+        files.push((cpu.join("cpu.max"), format!("{quota} 100000")));
+        files.push((
+            scope_dir("memory", cgroup).join("memory.low"),
+            (32 * MIB).to_string(),
+        ));
+        files.push((
+            io.join("io.max"),
+            format!("{device} rbps={MIB} wbps=max riops=max wiops=100"),
+        ));
+    } else {
+        files.push((cpu.join("cpu.shares"), shares.to_string()));
+        files.push((cpu.join("cpu.cfs_quota_us"), quota.to_string()));
+        files.push((cpu.join("cpu.cfs_period_us"), "100000".to_string()));
+        files.push((
+            io.join("blkio.throttle.read_bps_device"),
+            format!("{device} {MIB}"),
+        ));
+        // systemd has no IOPS limit on v1: berth's write is left alone.
+        files.push((
+            io.join("blkio.throttle.write_iops_device"),
+            format!("{device} 100"),
+        ));
+    }
+    files
+}
+
+#[track_caller]
+fn assert_files(files: &[(PathBuf, String)], when: &str) {
+    for (file, want) in files {
+        assert_eq!(&read_trimmed(file), want, "{} {when}", file.display());
+    }
+}
+
+/// The scope's block I/O weight file (BFQ's or io.weight), if the kernel offers one here.
+fn io_weight_file(cgroup: &str) -> Option<(PathBuf, &'static str)> {
+    let candidates: &[(&str, &str, &'static str)] = if unified() {
+        &[
+            ("io", "io.bfq.weight", "default 300"),
+            ("io", "io.weight", "default 2930"),
+        ]
+    } else {
+        &[
+            ("blkio", "blkio.bfq.weight", "300"),
+            ("blkio", "blkio.weight", "300"),
+        ]
+    };
+    candidates.iter().find_map(|(controller, file, want)| {
+        let path = scope_dir(controller, cgroup).join(file);
+        path.exists().then_some((path, *want))
+    })
+}
+
+/// systemd re-applies a unit's CPU, cpuset, memory and IO settings on `systemctl
+/// daemon-reload`, writing its defaults (cpu.weight 100, cpu.max "max", an empty cpuset, the
+/// default I/O weight) for what the unit does not say. berth passes the container's limits as
+/// unit properties, so after a reload, on create and on update, the files still hold them.
+#[test]
+fn limits_hold_after_daemon_reload() {
+    if !systemd_or_skip() {
+        return;
+    }
+    let device = some_block_device().expect("a block device (the VM has /dev/ram0)");
+    let (major, minor) = device.split_once(':').expect("major:minor");
+    let (major, minor): (i64, i64) = (major.parse().expect("major"), minor.parse().expect("minor"));
+    let (sb, id) = sleeper(
+        "sdlimits",
+        Some("system.slice:berth:{id}"),
+        json!({
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "1"},
+            "memory": {"limit": 64 * MIB, "reservation": 32 * MIB},
+            "blockIO": {
+                "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": MIB}],
+                "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]
+            }
+        }),
+    );
+    create_systemd(&sb, &id, None).ok();
+    let unit = format!("berth-{id}.scope");
+    let cgroup = format!("/system.slice/{unit}");
+    sb.rt(&["start", &id]).ok();
+    assert_eq!(unit_property(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    let read_bps = if unified() {
+        "IOReadBandwidthMax"
+    } else {
+        "BlockIOReadBandwidth"
+    };
+    let listed = unit_property(&unit, read_bps);
+    assert!(listed.ends_with(&format!(" {MIB}")), "{read_bps}: {listed}");
+    let files = cpu_io_expectations(&cgroup, &device, 512, 50000);
+    assert_files(&files, "after create");
+    daemon_reload();
+    assert_files(&files, "after create and daemon-reload");
+
+    sb.rt(&[
+        "update",
+        "--cpu-shares",
+        "1024",
+        "--cpu-quota",
+        "30000",
+        &id,
+    ])
+    .ok();
+    let files = cpu_io_expectations(&cgroup, &device, 1024, 30000);
+    assert_files(&files, "after update");
+    daemon_reload();
+    assert_files(&files, "after update and daemon-reload");
+
+    match io_weight_file(&cgroup) {
+        Some((file, want)) => {
+            sb.rt(&["update", "--blkio-weight", "300", &id]).ok();
+            assert_eq!(
+                read_trimmed(&file).lines().next(),
+                Some(want),
+                "{}",
+                file.display()
+            );
+            daemon_reload();
+            assert_eq!(
+                read_trimmed(&file).lines().next(),
+                Some(want),
+                "{} after daemon-reload",
+                file.display()
+            );
+        }
+        None => eprintln!("no I/O weight file on this kernel: the weight is not checked"),
+    }
+
+    sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+    assert_unit_gone(&unit);
+    assert_no_dirs(&scope_dirs(&cgroup));
+}
+
+/// cpu.idle (v2 only): systemd 252 writes cpu.idle 0 on a reload unless the unit's CPUWeight
+/// is its "idle" value, which berth passes for `idle: 1`.
+#[test]
+fn idle_cpu_holds_after_daemon_reload() {
+    if !systemd_or_skip() {
+        return;
+    }
+    if !unified() {
+        eprintln!("skipped: cpu.idle exists on cgroup v2 only");
+        return;
+    }
+    let (sb, id) = sleeper(
+        "sdidle",
+        Some("system.slice:berth:{id}"),
+        json!({"cpu": {"idle": 1}}),
+    );
+    create_systemd(&sb, &id, None).ok();
+    let unit = format!("berth-{id}.scope");
+    let cgroup = format!("/system.slice/{unit}");
+    let idle = scope_dir("cpu", &cgroup).join("cpu.idle");
+    assert_eq!(read_trimmed(&idle), "1", "after create");
+    eprintln!("CPUWeight: {}", unit_property(&unit, "CPUWeight"));
+    daemon_reload();
+    assert_eq!(read_trimmed(&idle), "1", "after daemon-reload");
+    sb.rt(&["delete", "--force", &id]).ok();
+    sb.assert_nothing_left(&id);
+    assert_unit_gone(&unit);
 }
 
 /// The container's device rules outlast `update`: systemd re-applies a unit's cgroup settings

@@ -36,6 +36,7 @@ pub mod path;
 pub mod stats;
 pub mod systemd;
 pub mod systemd_devices;
+pub mod systemd_resources;
 mod v1;
 mod v2;
 

@@ -1,5 +1,6 @@
 //! The cgroup manager the runtime calls: one container, every hierarchy.
 
+use crate::dbus::Value;
 use crate::devices::effective_rules;
 use crate::error::{Error, Result};
 use crate::fsutil::{
@@ -12,6 +13,7 @@ use crate::path::{
 use crate::stats::{self, Stats};
 use crate::systemd::{self as sd, SystemdScope};
 use crate::systemd_devices::{device_properties, DeviceProperties};
+use crate::systemd_resources::{resource_properties, HostBlockNodes};
 use crate::{v1, v2};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxResources};
 use serde::{Deserialize, Serialize};
@@ -169,17 +171,13 @@ impl Manager {
         let Some(scope) = self.systemd.clone() else {
             return Ok(Vec::new());
         };
-        let accounting = match self.layout {
-            Layout::Unified => sd::Accounting::Unified,
-            Layout::V1 | Layout::Hybrid => sd::Accounting::Legacy,
-        };
         let pid_u32 = u32::try_from(pid).map_err(|_| Error::InvalidResource {
             resource: "pid",
             reason: format!("{pid} is no process id"),
         })?;
-        let mut properties = sd::scope_properties(&scope, pid_u32, accounting, resources);
-        let devices = systemd_device_properties(resources)?;
-        properties.extend(devices.properties);
+        let mut properties = sd::scope_properties(&scope, pid_u32, self.unit_layout());
+        let (limits, warnings) = self.systemd_limit_properties(resources)?;
+        properties.extend(limits);
         sd::start_scope(&scope, properties)?;
         if let Some(s) = self.systemd.as_mut() {
             s.started = true;
@@ -189,7 +187,31 @@ impl Manager {
             let _ = sd::stop_unit(&scope.unit);
             return Err(e);
         }
-        Ok(devices.warnings)
+        Ok(warnings)
+    }
+
+    /// How systemd drives the controllers here: v2 on a unified host; on
+    /// a hybrid one systemd uses the v1 hierarchies.
+    fn unit_layout(&self) -> sd::UnitLayout {
+        match self.layout {
+            Layout::Unified => sd::UnitLayout::Unified,
+            Layout::V1 | Layout::Hybrid => sd::UnitLayout::Legacy,
+        }
+    }
+
+    /// The limits and device rules as unit properties, and what systemd
+    /// could not be told exactly.
+    fn systemd_limit_properties(
+        &self,
+        resources: &LinuxResources,
+    ) -> Result<(Vec<Value>, Vec<String>)> {
+        let limits = resource_properties(resources, self.unit_layout(), &HostBlockNodes);
+        let devices = systemd_device_properties(resources)?;
+        let mut properties = limits.properties;
+        properties.extend(devices.properties);
+        let mut warnings = limits.warnings;
+        warnings.extend(devices.warnings);
+        Ok((properties, warnings))
     }
 
     fn check_scope_placement(&self, pid: i32, scope: &SystemdScope) -> Result<()> {
@@ -342,8 +364,8 @@ impl Manager {
         Ok(())
     }
 
-    /// [`Manager::apply`] for `update`: with a systemd scope, the memory
-    /// and pids limits and the device rules also become unit properties,
+    /// [`Manager::apply`] for `update`: with a systemd scope, the limits
+    /// systemd has properties for and the device rules also become unit properties,
     /// so systemd keeps them. Returns warnings for the runtime to print.
     ///
     /// The properties go first: systemd then re-applies all of the unit's
@@ -353,10 +375,8 @@ impl Manager {
     pub fn update(&self, resources: &LinuxResources) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
         if let Some(scope) = self.systemd.as_ref().filter(|s| s.started) {
-            let mut properties = sd::limit_properties(resources);
-            let devices = systemd_device_properties(resources)?;
-            properties.extend(devices.properties);
-            warnings = devices.warnings;
+            let (properties, limit_warnings) = self.systemd_limit_properties(resources)?;
+            warnings = limit_warnings;
             sd::set_properties(&scope.unit, properties)?;
         }
         self.apply(resources)?;

@@ -7,15 +7,14 @@
 //! makes sure the init really is in the scope's cgroup before any limit
 //! is written (crun once wrote limits into sshd's cgroup when that was
 //! not checked). Limits themselves go through cgroupfs, like the
-//! cgroupfs driver; memory and pids limits and the device rules
-//! (`DevicePolicy`/`DeviceAllow`, see [`crate::systemd_devices`]) are
-//! also set as unit properties, so a `systemctl daemon-reload`, which
-//! makes systemd re-apply the unit's settings, does not reset them. CPU
-//! and IO limits are not passed yet: a reload resets them.
+//! cgroupfs driver; those systemd has properties for (memory, CPU,
+//! cpuset, pids, IO, see [`crate::systemd_resources`]) and the device
+//! rules (`DevicePolicy`/`DeviceAllow`, see [`crate::systemd_devices`])
+//! are also set as unit properties, so a `systemctl daemon-reload`, which
+//! makes systemd re-apply the unit's settings, does not reset them.
 
 use crate::dbus::{Connection, DbusError, Message, Value};
 use crate::error::{Error, Result};
-use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -52,12 +51,13 @@ pub struct SystemdScope {
     pub started: bool,
 }
 
-/// Which accounting properties to ask for, by layout.
+/// How systemd drives the unit's controllers, which decides the names of
+/// its properties.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accounting {
-    /// cgroup2 only: IOAccounting.
+pub enum UnitLayout {
+    /// cgroup2 only: IOAccounting, CPUWeight, ...
     Unified,
-    /// v1 controllers: BlockIOAccounting.
+    /// v1 controllers: BlockIOAccounting, CPUShares, ...
     Legacy,
 }
 
@@ -74,19 +74,15 @@ fn manager_call(member: &str, args: &[Value]) -> Message {
 }
 
 /// The transient unit's properties: the scope's place, delegation, the
-/// init's pid, accounting, and the limits systemd should keep.
-pub fn scope_properties(
-    scope: &SystemdScope,
-    pid: u32,
-    accounting: Accounting,
-    resources: &LinuxResources,
-) -> Vec<Value> {
+/// init's pid and accounting. The limits come from
+/// [`crate::systemd_resources`] and [`crate::systemd_devices`].
+pub fn scope_properties(scope: &SystemdScope, pid: u32, layout: UnitLayout) -> Vec<Value> {
     let bool_prop = |name, v| Value::property(name, Value::Bool(v));
-    let io = match accounting {
-        Accounting::Unified => "IOAccounting",
-        Accounting::Legacy => "BlockIOAccounting",
+    let io = match layout {
+        UnitLayout::Unified => "IOAccounting",
+        UnitLayout::Legacy => "BlockIOAccounting",
     };
-    let mut props = vec![
+    vec![
         Value::property("Description", Value::Str(scope.description.clone())),
         Value::property("Slice", Value::Str(scope.slice.clone())),
         // The runtime manages everything below the scope.
@@ -106,28 +102,7 @@ pub fn scope_properties(
         bool_prop("CPUAccounting", true),
         bool_prop("TasksAccounting", true),
         bool_prop(io, true),
-    ];
-    props.extend(limit_properties(resources));
-    props
-}
-
-/// MemoryMax and TasksMax from the OCI limits (-1: infinity).
-pub fn limit_properties(resources: &LinuxResources) -> Vec<Value> {
-    let as_property = |limit: i64| match limit {
-        -1 => Some(u64::MAX),
-        n if n > 0 => u64::try_from(n).ok(),
-        _ => None,
-    };
-    let mut props = Vec::new();
-    let memory = resources.memory().as_ref().and_then(|m| m.limit());
-    if let Some(max) = memory.and_then(as_property) {
-        props.push(Value::property("MemoryMax", Value::Uint64(max)));
-    }
-    let pids = resources.pids().as_ref().map(|p| p.limit());
-    if let Some(max) = pids.and_then(as_property) {
-        props.push(Value::property("TasksMax", Value::Uint64(max)));
-    }
-    props
+    ]
 }
 
 /// Starts the scope around `pid` and waits for the job to finish.
@@ -384,11 +359,7 @@ mod tests {
 
     #[test]
     fn properties_place_and_delegate_the_scope() {
-        let resources: LinuxResources = serde_json::from_value(serde_json::json!({
-            "memory": {"limit": 67108864}, "pids": {"limit": -1}
-        }))
-        .unwrap();
-        let props = scope_properties(&scope(), 42, Accounting::Unified, &resources);
+        let props = scope_properties(&scope(), 42, UnitLayout::Unified);
         let names: Vec<&str> = props
             .iter()
             .filter_map(|p| match p {
@@ -409,13 +380,10 @@ mod tests {
                 "CPUAccounting",
                 "TasksAccounting",
                 "IOAccounting",
-                "MemoryMax",
-                "TasksMax"
             ]
         );
-        assert!(props.contains(&Value::property("MemoryMax", Value::Uint64(64 << 20))));
-        assert!(props.contains(&Value::property("TasksMax", Value::Uint64(u64::MAX))));
-        let legacy = scope_properties(&scope(), 42, Accounting::Legacy, &LinuxResources::default());
+        assert!(props.contains(&Value::property("Slice", Value::Str("system.slice".into()))));
+        let legacy = scope_properties(&scope(), 42, UnitLayout::Legacy);
         assert!(legacy.contains(&Value::property("BlockIOAccounting", Value::Bool(true))));
         assert_eq!(legacy.len(), 10);
     }
