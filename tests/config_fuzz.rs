@@ -35,7 +35,7 @@ fn check_pipeline(bytes: &[u8]) -> Result<(), String> {
         no_new_keyring: false,
         no_pivot: false,
         preserve_fds: 0,
-        cgroup_dirs: &[],
+        cgroups: &[],
         bundle: Path::new("/nonexistent-berth-fuzz-bundle"),
     };
     plan::build(&spec, Path::new("/nonexistent-berth-fuzz-rootfs"), &opts)

@@ -42,7 +42,7 @@ mod v2;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub use manager::{CgroupConfig, Manager, V1Dir, EXEC_SUBCGROUP};
+pub use manager::{CgroupConfig, HierarchyView, Manager, V1Dir, EXEC_SUBCGROUP};
 pub use oom::OomWatcher;
 pub use stats::Stats;
 pub use systemd::SystemdScope;

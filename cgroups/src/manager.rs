@@ -46,6 +46,25 @@ pub struct CgroupConfig<'a> {
 pub struct V1Dir {
     pub controllers: Vec<String>,
     pub dir: PathBuf,
+    /// Where the hierarchy is mounted (absent from older state files).
+    #[serde(default)]
+    pub mount_point: PathBuf,
+}
+
+/// One hierarchy as a container's `cgroup` mount shows it: where the host
+/// mounts it, what it carries, and the container's directory in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HierarchyView<'a> {
+    pub mount_point: &'a Path,
+    /// The v1 controllers and `name=` labels; empty on cgroup2.
+    pub controllers: &'a [String],
+    pub dir: &'a Path,
+}
+
+impl HierarchyView<'_> {
+    pub fn is_v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
 }
 
 /// Where a resource's files live.
@@ -126,6 +145,7 @@ impl Manager {
                         &mount.root,
                         &place(request, own_path),
                     ),
+                    mount_point: mount.mount_point.clone(),
                 }
             })
             .collect();
@@ -245,6 +265,26 @@ impl Manager {
     /// The container's directory on the cgroup2 hierarchy, if mounted.
     pub fn unified_dir(&self) -> Option<&Path> {
         self.unified.as_deref()
+    }
+
+    /// Every hierarchy with the container's directory in it: what the
+    /// runtime needs to give the container its `cgroup` mount, without
+    /// reading mountinfo a second time.
+    pub fn hierarchy_views(&self) -> Vec<HierarchyView<'_>> {
+        let v1 = self.v1.iter().map(|d| HierarchyView {
+            mount_point: &d.mount_point,
+            controllers: &d.controllers,
+            dir: &d.dir,
+        });
+        let unified = match (&self.unified_mount, &self.unified) {
+            (Some(mount_point), Some(dir)) => Some(HierarchyView {
+                mount_point,
+                controllers: &[],
+                dir,
+            }),
+            _ => None,
+        };
+        v1.chain(unified).collect()
     }
 
     /// Controllers driven through cgroup2.

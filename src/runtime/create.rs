@@ -50,12 +50,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     spec::validate(&spec)?;
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
     let cgroup = resolve_cgroup(&spec, opts)?;
-    let cgroup_dirs: Vec<PathBuf> = cgroup
-        .v1_dirs()
-        .iter()
-        .map(|d| d.dir.clone())
-        .chain(cgroup.unified_dir().map(Path::to_path_buf))
-        .collect();
+    let cgroup_views = cgroup.hierarchy_views();
     let plan = plan::build(
         &spec,
         &rootfs,
@@ -64,7 +59,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             no_new_keyring: opts.no_new_keyring,
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
-            cgroup_dirs: &cgroup_dirs,
+            cgroups: &cgroup_views,
             bundle: &bundle,
         },
     )?;

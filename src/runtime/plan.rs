@@ -2,11 +2,11 @@
 //! container's init needs, prepared before the clone so the init itself only makes
 //! syscalls (no allocation, no parsing, no locks between clone and exec).
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
+use berth_cgroups::HierarchyView;
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, PosixRlimitType, Spec};
 
 use super::error::{Error, Result};
@@ -276,9 +276,9 @@ pub struct PlanOptions<'a> {
     pub no_new_keyring: bool,
     pub no_pivot: bool,
     pub preserve_fds: u32,
-    /// The container's own cgroup directories (what a `cgroup` mount binds without a
-    /// cgroup namespace).
-    pub cgroup_dirs: &'a [std::path::PathBuf],
+    /// The host's cgroup hierarchies with the container's directory in each (what a
+    /// `cgroup` mount binds without a cgroup namespace).
+    pub cgroups: &'a [HierarchyView<'a>],
     /// Relative bind sources are relative to the bundle (config.md).
     pub bundle: &'a Path,
 }
@@ -342,7 +342,7 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
     let mounts_spec = spec.mounts().clone().unwrap_or_default();
     let mut mounts = Vec::new();
     for m in &mounts_spec {
-        plan_mount(m, &namespaces, opts.cgroup_dirs, opts.bundle, &mut mounts)?;
+        plan_mount(m, &namespaces, opts.cgroups, opts.bundle, &mut mounts)?;
     }
     if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
         if super::lsm::selinux_enabled() {
@@ -548,7 +548,7 @@ fn ignored_option(opt: &str) -> bool {
 fn plan_mount(
     m: &Mount,
     namespaces: &[oci_spec::runtime::LinuxNamespace],
-    cgroup_dirs: &[std::path::PathBuf],
+    cgroups: &[HierarchyView<'_>],
     bundle: &Path,
     out: &mut Vec<MountStep>,
 ) -> Result<()> {
@@ -629,7 +629,7 @@ fn plan_mount(
         return Ok(());
     }
     if fstype == "cgroup" || fstype == "cgroup2" {
-        return plan_cgroup_mount(step, namespaces, cgroup_dirs, out);
+        return plan_cgroup_mount(step, namespaces, cgroups, out);
     }
     if fstype.is_empty() {
         return Err(Error::Config(format!(
@@ -673,40 +673,6 @@ fn apply_mount_label(mounts: &mut [MountStep], label: &str) -> Result<()> {
     Ok(())
 }
 
-/// The host's cgroup hierarchies: (mount point, fs type, super options).
-fn host_cgroup_mounts() -> Result<Vec<(String, String, String)>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::Config(format!("reading /proc/self/mountinfo: {e}")))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split(' ').nth(4)?.to_string();
-            let mut r = right.split(' ');
-            let fstype = r.next()?.to_string();
-            let _source = r.next()?;
-            let super_opts = r.next().unwrap_or("").to_string();
-            (fstype == "cgroup" || fstype == "cgroup2").then_some((mount_point, fstype, super_opts))
-        })
-        .filter(|(mp, _, _)| mp.starts_with("/sys/fs/cgroup"))
-        .collect())
-}
-
-/// This process's cgroup on each hierarchy, from /proc/self/cgroup: controllers -> path.
-fn own_cgroups() -> HashMap<String, String> {
-    std::fs::read_to_string("/proc/self/cgroup")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let _id = parts.next()?;
-            let ctrls = parts.next()?.to_string();
-            let path = parts.next()?.to_string();
-            Some((ctrls, path))
-        })
-        .collect()
-}
-
 /// A `cgroup` mount: on cgroup v2 one cgroup2 mount; on v1 and hybrid hosts a tmpfs
 /// with one mount per hierarchy. With a cgroup namespace each is a fresh mount (the
 /// namespace makes the container's cgroup its root); without, the container's own
@@ -714,83 +680,45 @@ fn own_cgroups() -> HashMap<String, String> {
 fn plan_cgroup_mount(
     base: MountStep,
     namespaces: &[oci_spec::runtime::LinuxNamespace],
-    cgroup_dirs: &[std::path::PathBuf],
+    cgroups: &[HierarchyView<'_>],
     out: &mut Vec<MountStep>,
 ) -> Result<()> {
     let cgroupns = namespaces
         .iter()
         .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
-    let hierarchies = host_cgroup_mounts()?;
-    let own = own_cgroups();
-    let pure_v2 = hierarchies.len() == 1 && hierarchies[0].0 == "/sys/fs/cgroup";
     let attr = base.attr;
-    let mut writable = base.attr;
-    writable.attr_set &= !sys::MOUNT_ATTR_RDONLY;
-    let read_only = attr.attr_set & sys::MOUNT_ATTR_RDONLY != 0;
-    let sub =
-        |name: &str, source: MountSource, what: String, attr: MountAttr| -> Result<MountStep> {
-            let mut dest = base.dest.display.trim_end_matches('/').to_string();
-            if !name.is_empty() {
-                dest.push('/');
-                dest.push_str(name);
-            }
-            Ok(MountStep::new(
-                RootPath::new(Path::new(&dest))?,
-                source,
-                attr,
-                what,
-            ))
-        };
-    let hierarchy_source =
-        |mount_point: &str, fstype: &str, super_opts: &str| -> Result<MountSource> {
-            if cgroupns {
-                let options = if fstype == "cgroup2" {
-                    Vec::new()
-                } else {
-                    super_opts
-                        .split(',')
-                        .filter(|o| *o != "rw" && *o != "ro")
-                        .map(|o| match o.split_once('=') {
-                            Some((k, v)) => Ok((cstr_of(k)?, Some(cstr_of(v)?))),
-                            None => Ok((cstr_of(o)?, None)),
-                        })
-                        .collect::<Result<Vec<_>>>()?
-                };
-                return Ok(MountSource::New {
-                    fstype: cstr_of(fstype)?,
-                    source: cstr_of("cgroup")?,
-                    options,
-                });
-            }
-            let key = if fstype == "cgroup2" {
-                String::new()
-            } else {
-                super_opts
-                    .split(',')
-                    .filter(|o| *o != "rw" && *o != "ro")
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            // The container's own directory in this hierarchy; berth's when it has none there.
-            let source = match cgroup_dirs.iter().find(|d| d.starts_with(mount_point)) {
-                Some(dir) => dir.display().to_string(),
-                None => {
-                    let own_path = own.get(&key).cloned().unwrap_or_else(|| "/".into());
-                    format!("{}{}", mount_point, own_path.trim_end_matches('/'))
-                }
-            };
+    let sub = |name: &str, source: MountSource, what: String, attr: MountAttr| {
+        let mut dest = base.dest.display.trim_end_matches('/').to_string();
+        if !name.is_empty() {
+            dest.push('/');
+            dest.push_str(name);
+        }
+        Ok::<_, Error>(MountStep::new(
+            RootPath::new(Path::new(&dest))?,
+            source,
+            attr,
+            what,
+        ))
+    };
+    let source_of = |view: &HierarchyView<'_>| {
+        if cgroupns {
+            hierarchy_mount(view)
+        } else {
             Ok(MountSource::Bind {
-                source: cstr_of(&source)?,
+                source: cstr_of(&view.dir.display().to_string())?,
                 recursive: false,
             })
-        };
-    if pure_v2 {
-        let (mp, fstype, opts) = &hierarchies[0];
-        let source = hierarchy_source(mp, fstype, opts)?;
-        out.push(sub("", source, base.what.clone(), attr)?);
-        return Ok(());
+        }
+    };
+    if let [view] = cgroups {
+        if view.is_v2() && view.mount_point == Path::new("/sys/fs/cgroup") {
+            out.push(sub("", source_of(view)?, base.what.clone(), attr)?);
+            return Ok(());
+        }
     }
     // v1 or hybrid: a tmpfs holding one directory per hierarchy; made read-only last.
+    let mut writable = attr;
+    writable.attr_set &= !sys::MOUNT_ATTR_RDONLY;
     out.push(sub(
         "",
         MountSource::New {
@@ -801,21 +729,20 @@ fn plan_cgroup_mount(
         format!("tmpfs cgroup on {}", base.dest.display),
         writable,
     )?);
-    for (mp, fstype, opts) in &hierarchies {
-        let name = match mp.strip_prefix("/sys/fs/cgroup/") {
-            Some(n) if !n.is_empty() && !n.contains('/') => n,
+    for view in cgroups {
+        let name = match view.mount_point.strip_prefix("/sys/fs/cgroup") {
+            Ok(n) if n.components().count() == 1 => n.display().to_string(),
             _ => continue,
         };
-        // cgroup v1's "name=systemd" hierarchy is named "none,name=systemd" in the options.
-        let source = hierarchy_source(mp, fstype, opts)?;
+        let fstype = if view.is_v2() { "cgroup2" } else { "cgroup" };
         out.push(sub(
-            name,
-            source,
+            &name,
+            source_of(view)?,
             format!("{fstype} on {}/{name}", base.dest.display),
             attr,
         )?);
     }
-    if read_only {
+    if attr.attr_set & sys::MOUNT_ATTR_RDONLY != 0 {
         let ro = MountAttr {
             attr_set: sys::MOUNT_ATTR_RDONLY,
             ..Default::default()
@@ -828,6 +755,25 @@ fn plan_cgroup_mount(
         )?);
     }
     Ok(())
+}
+
+/// A fresh mount of the hierarchy (inside the container's cgroup namespace, whose root
+/// is the container's cgroup): cgroup2, or cgroup with the hierarchy's controllers and
+/// `name=` label as options.
+fn hierarchy_mount(view: &HierarchyView<'_>) -> Result<MountSource> {
+    let options = view
+        .controllers
+        .iter()
+        .map(|c| match c.split_once('=') {
+            Some((k, v)) => Ok((cstr_of(k)?, Some(cstr_of(v)?))),
+            None => Ok((cstr_of(c)?, None)),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(MountSource::New {
+        fstype: cstr_of(if view.is_v2() { "cgroup2" } else { "cgroup" })?,
+        source: cstr_of("cgroup")?,
+        options,
+    })
 }
 
 /// The devices every container gets (runc's list), as (path, major, minor).
