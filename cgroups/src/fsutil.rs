@@ -117,6 +117,36 @@ pub fn child_cgroups(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(children)
 }
 
+/// A plain directory standing in for a cgroup in unit tests: the named control files, empty;
+/// removed on drop. Writes land as on cgroupfs, from offset 0, without truncation.
+#[cfg(test)]
+pub(crate) struct FakeCgroup(pub(crate) std::path::PathBuf);
+
+#[cfg(test)]
+impl FakeCgroup {
+    pub(crate) fn new(name: &str, files: &[&str]) -> FakeCgroup {
+        let dir =
+            std::env::temp_dir().join(format!("berth-cgroups-fake-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for file in files {
+            fs::write(dir.join(file), "").unwrap();
+        }
+        FakeCgroup(dir)
+    }
+
+    pub(crate) fn read(&self, file: &str) -> String {
+        fs::read_to_string(self.0.join(file)).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl Drop for FakeCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

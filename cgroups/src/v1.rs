@@ -125,30 +125,49 @@ pub fn set_cpuset(dir: &Path, cpu: &LinuxCpu) -> Result<()> {
     Ok(())
 }
 
-/// blkio.*: weights (CFQ or BFQ file names) and throttles.
+/// blkio.*: weights (CFQ or BFQ file names) and throttles. The weight files are checked before
+/// the first write: a refused leaf weight must not leave `update` half applied.
 pub fn set_blkio(dir: &Path, blkio: &LinuxBlockIo) -> Result<()> {
     let weight_file = if dir.join("blkio.weight").exists() {
         "blkio.weight"
     } else {
         "blkio.bfq.weight"
     };
+    let devices = blkio.weight_device().as_deref().unwrap_or_default();
+    let wants_leaf = blkio.leaf_weight().is_some_and(|w| w != 0)
+        || devices.iter().any(|d| d.leaf_weight().is_some());
+    if wants_leaf && !dir.join("blkio.leaf_weight").exists() {
+        return Err(Error::Unsupported {
+            resource: "blockIO.leafWeight".into(),
+            reason: "no blkio.leaf_weight: leaf weights were CFQ's (gone since Linux 5.0), \
+                     BFQ has none",
+        });
+    }
+    let wants_weight =
+        blkio.weight().is_some_and(|w| w != 0) || devices.iter().any(|d| d.weight().is_some());
+    if wants_weight && !dir.join(weight_file).exists() {
+        return Err(Error::Unsupported {
+            resource: "blockIO.weight".into(),
+            reason: "no blkio.weight nor blkio.bfq.weight (the I/O scheduler has no weights: \
+                     CFQ or BFQ needed)",
+        });
+    }
     if let Some(weight) = blkio.weight().filter(|&w| w != 0) {
-        write_weight(dir, weight_file, &weight.to_string())?;
+        write_file(&dir.join(weight_file), &weight.to_string())?;
     }
     if let Some(leaf) = blkio.leaf_weight().filter(|&w| w != 0) {
-        write_weight(dir, "blkio.leaf_weight", &leaf.to_string())?;
+        write_file(&dir.join("blkio.leaf_weight"), &leaf.to_string())?;
     }
-    for device in blkio.weight_device().iter().flatten() {
+    for device in devices {
         let dev = format!("{}:{}", device.major(), device.minor());
         if let Some(weight) = device.weight() {
-            write_weight(
-                dir,
-                &format!("{weight_file}_device"),
-                &format!("{dev} {weight}"),
-            )?;
+            // blkio.weight_device (CFQ) or blkio.bfq.weight_device.
+            let file = dir.join(format!("{weight_file}_device"));
+            write_file(&file, &format!("{dev} {weight}"))?;
         }
         if let Some(leaf) = device.leaf_weight() {
-            write_weight(dir, "blkio.leaf_weight_device", &format!("{dev} {leaf}"))?;
+            let file = dir.join("blkio.leaf_weight_device");
+            write_file(&file, &format!("{dev} {leaf}"))?;
         }
     }
     let throttles = [
@@ -175,17 +194,6 @@ pub fn set_blkio(dir: &Path, blkio: &LinuxBlockIo) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn write_weight(dir: &Path, file: &str, value: &str) -> Result<()> {
-    let path = dir.join(file);
-    if !path.exists() {
-        return Err(Error::Unsupported {
-            resource: format!("blockIO weight ({file})"),
-            reason: "the block I/O scheduler offers no weights (CFQ or BFQ needed)",
-        });
-    }
-    write_file(&path, value)
 }
 
 pub fn throttle_line(device: &LinuxThrottleDevice) -> String {
@@ -256,7 +264,51 @@ pub fn set_devices(dir: &Path, config: &[LinuxDeviceCgroup]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::LinuxRdmaBuilder;
+    use crate::fsutil::FakeCgroup;
+    use oci_spec::runtime::{LinuxBlockIoBuilder, LinuxRdmaBuilder, LinuxWeightDeviceBuilder};
+
+    fn blkio(weight: u16, leaf: Option<u16>, device_weight: u16) -> LinuxBlockIo {
+        let device = LinuxWeightDeviceBuilder::default()
+            .major(8)
+            .minor(0)
+            .weight(device_weight)
+            .build()
+            .unwrap();
+        let mut builder = LinuxBlockIoBuilder::default()
+            .weight(weight)
+            .weight_device(vec![device]);
+        if let Some(leaf) = leaf {
+            builder = builder.leaf_weight(leaf);
+        }
+        builder.build().unwrap()
+    }
+
+    const BFQ_FILES: [&str; 2] = ["blkio.bfq.weight", "blkio.bfq.weight_device"];
+
+    #[test]
+    fn bfq_weights_go_to_the_bfq_files() {
+        let cg = FakeCgroup::new("v1-bfq", &BFQ_FILES);
+        set_blkio(&cg.0, &blkio(300, None, 500)).unwrap();
+        assert_eq!(cg.read("blkio.bfq.weight"), "300");
+        assert_eq!(cg.read("blkio.bfq.weight_device"), "8:0 500");
+    }
+
+    #[test]
+    fn leaf_weight_without_cfq_is_refused_before_any_write() {
+        let cg = FakeCgroup::new("v1-leaf", &BFQ_FILES);
+        let err = set_blkio(&cg.0, &blkio(300, Some(300), 500)).unwrap_err();
+        assert!(err.to_string().contains("leafWeight"), "{err}");
+        // An update asking for both must not leave the new weight behind.
+        assert_eq!(cg.read("blkio.bfq.weight"), "");
+        assert_eq!(cg.read("blkio.bfq.weight_device"), "");
+    }
+
+    #[test]
+    fn weights_without_a_weight_file_are_refused() {
+        let cg = FakeCgroup::new("v1-noweight", &[]);
+        let err = set_blkio(&cg.0, &blkio(300, None, 500)).unwrap_err();
+        assert!(err.to_string().contains("blockIO.weight"), "{err}");
+    }
 
     #[test]
     fn rdma_lines_use_max_for_missing_limits() {

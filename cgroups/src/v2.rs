@@ -94,15 +94,25 @@ pub fn set_pids(dir: &Path, limit: i64) -> Result<()> {
     write_file(&dir.join("pids.max"), &crate::convert::pids_limit(limit))
 }
 
-/// io.bfq.weight (raw blkio weight) or io.weight (converted), and io.max.
+/// io.bfq.weight (raw blkio weight) or io.weight (converted), and io.max. What cannot be
+/// written is refused before the first write: `update` must not be left half applied.
 pub fn set_io(dir: &Path, blkio: &LinuxBlockIo) -> Result<()> {
-    if blkio.leaf_weight().is_some_and(|w| w != 0) {
+    let devices = blkio.weight_device().as_deref().unwrap_or_default();
+    let wants_leaf = blkio.leaf_weight().is_some_and(|w| w != 0)
+        || devices.iter().any(|d| d.leaf_weight().is_some());
+    if wants_leaf {
         return Err(unsupported(
             "blockIO.leafWeight",
             "cgroup v2 has no leaf weights",
         ));
     }
     let bfq = dir.join("io.bfq.weight");
+    if devices.iter().any(|d| d.weight().is_some()) && !bfq.exists() {
+        return Err(unsupported(
+            "blockIO.weightDevice",
+            "per-device weights need the BFQ scheduler (io.bfq.weight)",
+        ));
+    }
     if let Some(weight) = blkio.weight().filter(|&w| w != 0) {
         if bfq.exists() {
             write_file(&bfq, &weight.to_string())?;
@@ -117,14 +127,9 @@ pub fn set_io(dir: &Path, blkio: &LinuxBlockIo) -> Result<()> {
             write_file(&io_weight, &format!("default {converted}"))?;
         }
     }
-    for device in blkio.weight_device().iter().flatten() {
+    for device in devices {
         if let Some(weight) = device.weight() {
-            if !bfq.exists() {
-                return Err(unsupported(
-                    "blockIO.weightDevice",
-                    "per-device weights need the BFQ scheduler (io.bfq.weight)",
-                ));
-            }
+            // BFQ takes "MAJ:MIN WEIGHT" lines in the same file as the default weight.
             let line = format!("{}:{} {weight}", device.major(), device.minor());
             write_file(&bfq, &line)?;
         }
@@ -204,6 +209,48 @@ pub fn set_devices(dir: &Path, config: &[LinuxDeviceCgroup]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::FakeCgroup;
+    use oci_spec::runtime::{LinuxBlockIoBuilder, LinuxWeightDeviceBuilder};
+
+    fn weights(leaf: Option<u16>) -> LinuxBlockIo {
+        let mut device = LinuxWeightDeviceBuilder::default()
+            .major(8)
+            .minor(0)
+            .weight(500u16);
+        if let Some(leaf) = leaf {
+            device = device.leaf_weight(leaf);
+        }
+        LinuxBlockIoBuilder::default()
+            .weight(300u16)
+            .weight_device(vec![device.build().unwrap()])
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn device_weights_are_lines_of_io_bfq_weight() {
+        let cg = FakeCgroup::new("v2-bfq", &["io.bfq.weight", "io.weight"]);
+        set_io(&cg.0, &weights(None)).unwrap();
+        // The default weight first, then the device line (each write from offset 0 here).
+        assert_eq!(cg.read("io.bfq.weight"), "8:0 500");
+        assert_eq!(cg.read("io.weight"), "");
+    }
+
+    #[test]
+    fn device_weights_without_bfq_are_refused_before_any_write() {
+        let cg = FakeCgroup::new("v2-nobfq", &["io.weight"]);
+        let err = set_io(&cg.0, &weights(None)).unwrap_err();
+        assert!(err.to_string().contains("weightDevice"), "{err}");
+        assert_eq!(cg.read("io.weight"), "");
+    }
+
+    #[test]
+    fn a_device_leaf_weight_is_refused_too() {
+        let cg = FakeCgroup::new("v2-leaf", &["io.bfq.weight"]);
+        let err = set_io(&cg.0, &weights(Some(200))).unwrap_err();
+        assert!(err.to_string().contains("leafWeight"), "{err}");
+        assert_eq!(cg.read("io.bfq.weight"), "");
+    }
 
     #[test]
     fn unified_keys_are_plain_file_names() {
