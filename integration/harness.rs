@@ -617,6 +617,27 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Fails the test when the run set `require`: the VM runs set it for what their guest provides,
+/// so a setup that went wrong fails instead of passing quietly on a fallback or a skip.
+#[track_caller]
+pub fn assert_not_required(require: &str, missing: &str) {
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{require} is set, but {missing}"
+    );
+}
+
+/// True when the test can go on; otherwise it prints `skipped: MISSING`, or fails when the run
+/// sets `require` (see `assert_not_required`).
+#[track_caller]
+pub fn present_or_skip(present: bool, require: &str, missing: &str) -> bool {
+    if !present {
+        assert_not_required(require, missing);
+        eprintln!("skipped: {missing}");
+    }
+    present
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sandbox: one bundle, one state root, the ids a test created
 // ---------------------------------------------------------------------------------------------

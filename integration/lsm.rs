@@ -24,7 +24,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{parse_mountinfo, runc_diverges, suite_dir, Sandbox};
+use crate::harness::{parse_mountinfo, present_or_skip, runc_diverges, suite_dir, Sandbox};
 
 // ---------------------------------------------------------------------------------------------
 // The host's LSMs and the tests' own AppArmor profiles
@@ -41,15 +41,11 @@ fn selinux_enabled() -> bool {
 /// True when the test can go on; otherwise prints why it skips (or fails when the run
 /// requires the LSM, as the VM runs do).
 fn lsm_or_skip(enabled: bool, lsm: &str, require: &str, test: &str) -> bool {
-    if enabled {
-        return true;
-    }
-    assert!(
-        std::env::var_os(require).is_none(),
-        "{require} is set but {lsm} is not enabled on this kernel"
-    );
-    eprintln!("skipped {test}: {lsm} is not enabled on this host");
-    false
+    present_or_skip(
+        enabled,
+        require,
+        &format!("{lsm} is not enabled on this host ({test})"),
+    )
 }
 
 fn apparmor_or_skip(test: &str) -> bool {
