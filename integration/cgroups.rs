@@ -5,9 +5,12 @@
 //! joins the container's cgroup (a sub-cgroup when the v2 leaf is busy); `delete` leaves no
 //! cgroup directory behind.
 //!
-//! The same tests run on this hybrid host (v1 controllers plus a cgroup2 mount) and on a pure
-//! cgroup v2 kernel (integration/cgroups-vm/run.sh --integration). File names and expected
-//! values follow the host's layout, discovered from /proc/self/mountinfo.
+//! The same tests run on this hybrid host (v1 controllers plus a cgroup2 mount), on a pure
+//! cgroup v2 kernel (integration/cgroups-vm/run.sh --integration) and on a hybrid kernel with
+//! every v1 controller mounted (run.sh --hybrid). File names and expected values follow the
+//! host's layout, discovered from /proc/self/mountinfo. The VM runs set
+//! `BERTH_TEST_REQUIRE_LAYOUT` and the `BERTH_TEST_REQUIRE_*` of what their guest provides (an
+//! rdma device, a BFQ disk, v1 net_cls/net_prio): there a skip or a refusal branch fails.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{parse_mountinfo, wait_until, Sandbox, SETTLE_TIMEOUT};
+use crate::harness::{
+    assert_not_required, parse_mountinfo, present_or_skip, wait_until, Sandbox, SETTLE_TIMEOUT,
+};
 
 const MIB: i64 = 1 << 20;
 
@@ -68,10 +73,11 @@ impl Hierarchy {
     }
 }
 
-/// The cgroup hierarchies mounted under /sys/fs/cgroup.
+/// The cgroup hierarchies mounted under /sys/fs/cgroup (every test finds them here, so this is
+/// where the layout a run requires is checked).
 pub(crate) fn hierarchies() -> Vec<Hierarchy> {
     let text = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    parse_mountinfo(&text)
+    let all: Vec<Hierarchy> = parse_mountinfo(&text)
         .into_iter()
         .filter(|m| m.mount_point.starts_with("/sys/fs/cgroup"))
         .filter_map(|m| match m.fs_type.as_str() {
@@ -92,7 +98,22 @@ pub(crate) fn hierarchies() -> Vec<Hierarchy> {
             }),
             _ => None,
         })
-        .collect()
+        .collect();
+    if let Ok(wanted) = std::env::var("BERTH_TEST_REQUIRE_LAYOUT") {
+        assert_eq!(layout_of(&all), wanted, "the cgroup layout of this host");
+    }
+    all
+}
+
+/// The layout in BERTH_TEST_REQUIRE_LAYOUT's words: unified, hybrid or legacy.
+fn layout_of(all: &[Hierarchy]) -> &'static str {
+    let v1 = all.iter().filter(|h| !h.v2).count();
+    match (v1, all.len() - v1) {
+        (0, 0) => "none",
+        (0, _) => "unified",
+        (_, 0) => "legacy",
+        _ => "hybrid",
+    }
 }
 
 /// v1 super options are the controllers plus mount flags; keep the controllers and `name=`.
@@ -276,8 +297,9 @@ fn assert_probes(started: &Started, probes: &[Probe], expected: &[&str]) {
             "{} read from inside the container",
             probe.home.inside(&probe.file)
         );
+        // Multi-line files: the probe script joins the lines with ';'.
         assert_eq!(
-            started.host(probe),
+            started.host(probe).replace('\n', ";"),
             *want,
             "{} read from the host",
             probe.file
@@ -312,6 +334,18 @@ fn dirs_named(cgroup_path: &str) -> Vec<PathBuf> {
         .iter()
         .map(|h| h.mount.join(cgroup_path.trim_start_matches('/')))
         .collect()
+}
+
+/// A create with `resources` fails with a one-line error naming `needle` and leaves nothing
+/// behind, no cgroup directory either.
+#[track_caller]
+fn assert_refused(tag: &str, resources: Value, needle: &str) {
+    let (mut sb, id, parent) = sandbox_with_own_path(tag);
+    merge(&mut sb.config["linux"]["resources"], resources);
+    sb.set_script("true");
+    sb.create(&id, &[]).one_line_error(&[needle]);
+    sb.assert_nothing_left(&id);
+    assert_no_dirs(&dirs_named(&parent));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,6 +601,88 @@ fn weight_300_file(home: &Hierarchy, dir: &Path) -> (&'static str, &'static str)
         .expect("a weight file (berth accepted the weight, so one must exist)")
 }
 
+/// The major:minor of a disk whose I/O scheduler is BFQ: per-device weights need one.
+fn bfq_disk() -> Option<String> {
+    let mut disks: Vec<PathBuf> = fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    disks.sort();
+    disks
+        .iter()
+        .find(|d| fs::read_to_string(d.join("queue/scheduler")).is_ok_and(|s| s.contains("[bfq]")))
+        .and_then(|d| fs::read_to_string(d.join("dev")).ok())
+        .map(|d| d.trim().to_string())
+}
+
+/// blockIO under BFQ: weight and weightDevice land in BFQ's files, read back from the host and
+/// inside (v1: blkio.bfq.weight and blkio.bfq.weight_device; v2: io.bfq.weight, the default and
+/// a `MAJ:MIN weight` line). leafWeight (CFQ's, gone since Linux 5.0) is refused in one line
+/// at create, and by `update`, which leaves the weights as they were.
+#[test]
+fn blkio_bfq_weights_land_on_a_bfq_disk() {
+    const REQUIRE: &str = "BERTH_TEST_REQUIRE_BFQ";
+    let home = home_of("blkio").or_else(|| home_of("io"));
+    if !present_or_skip(
+        home.is_some(),
+        REQUIRE,
+        "no blkio or io controller on this host",
+    ) {
+        return;
+    }
+    let disk = bfq_disk();
+    if !present_or_skip(
+        disk.is_some(),
+        REQUIRE,
+        "no block device with the BFQ scheduler",
+    ) {
+        return;
+    }
+    let (home, disk) = (home.unwrap(), disk.unwrap());
+    let (major, minor) = disk.split_once(':').expect("major:minor");
+    let (major, minor): (i64, i64) = (major.parse().expect("major"), minor.parse().expect("minor"));
+    let weights = json!({"blockIO": {
+        "weight": 300,
+        "weightDevice": [{"major": major, "minor": minor, "weight": 500}],
+    }});
+    let device_lines = format!("default 300;{disk} 500");
+    let (probes, expected): (Vec<Probe>, Vec<&str>) = if home.v2 {
+        (
+            vec![Probe::new(&home, "io.bfq.weight")],
+            vec![&device_lines],
+        )
+    } else {
+        (
+            vec![
+                Probe::new(&home, "blkio.bfq.weight"),
+                Probe::new(&home, "blkio.bfq.weight_device"),
+            ],
+            vec!["300", &device_lines],
+        )
+    };
+    let started = start_with("cgbfq", weights, &probes, "exec sleep 1000");
+    assert_probes(&started, &probes, &expected);
+
+    if home.mount.join("blkio.leaf_weight").exists() {
+        eprintln!("leafWeight not checked: this kernel has CFQ's leaf weights");
+    } else {
+        let update = started.sb.dir.join("leaf.json");
+        let leaf = json!({"blockIO": {"weight": 400, "leafWeight": 400}});
+        fs::write(&update, leaf.to_string()).expect("write the update");
+        started
+            .sb
+            .rt(&["update", "-r", &update.display().to_string(), &started.id])
+            .one_line_error(&["leaf"]);
+        for (probe, want) in probes.iter().zip(&expected) {
+            let host = started.host(probe).replace('\n', ";");
+            assert_eq!(host, *want, "{} after the refused update", probe.file);
+        }
+        assert_refused("cgleaf", leaf, "leaf");
+    }
+    started.delete_and_check();
+}
+
 /// `unified`: raw v2 keys are written on cgroup2; on a hybrid host a key of a controller that
 /// lives on v1 is refused with a one-line error and nothing left behind.
 #[test]
@@ -588,12 +704,11 @@ fn unified_keys_follow_the_layout() {
         return;
     }
     // Hybrid: memory is a v1 controller here.
-    let (mut sb, id, parent) = sandbox_with_own_path("cgunifiedbad");
-    sb.config["linux"]["resources"]["unified"] = json!({"memory.high": "50331648"});
-    sb.set_script("true");
-    sb.create(&id, &[]).one_line_error(&["memory.high"]);
-    sb.assert_nothing_left(&id);
-    assert_no_dirs(&dirs_named(&parent));
+    assert_refused(
+        "cgunifiedbad",
+        json!({"unified": {"memory.high": "50331648"}}),
+        "memory.high",
+    );
     // A key of a controller that is on cgroup2 here is written.
     if home_of("hugetlb").is_some_and(|h| h.v2)
         && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
@@ -610,26 +725,138 @@ fn unified_keys_follow_the_layout() {
     }
 }
 
-/// network.classID needs v1 net_cls: read back where it is mounted, refused cleanly elsewhere.
+/// The v1 hierarchy of `controller`, if it has one (net_cls and net_prio have no v2 files).
+fn v1_home(controller: &str) -> Option<Hierarchy> {
+    home_of(controller).filter(|h| !h.v2)
+}
+
+/// network: classID lands in net_cls.classid, priorities in net_prio.ifpriomap (which lists the
+/// interfaces of the host's initial network namespace: `lo 5` for the host's lo), read back
+/// from the host and inside where v1 net_cls and net_prio are mounted; elsewhere (cgroup v2, a
+/// hybrid host without them) each is refused in one line naming its controller.
 #[test]
-fn network_class_id_or_clear_refusal() {
-    let resources = json!({"network": {"classID": 1048577}});
-    match home_of("net_cls").filter(|h| !h.v2) {
+fn network_class_id_and_priorities_or_clear_refusal() {
+    const REQUIRE: &str = "BERTH_TEST_REQUIRE_NET_CLS";
+    let class_id = json!({"network": {"classID": 1048577}});
+    match v1_home("net_cls") {
         Some(home) => {
             let probes = [Probe::new(&home, "net_cls.classid")];
-            let started = start_with("cgnetcls", resources, &probes, "exec sleep 1000");
+            let started = start_with("cgnetcls", class_id, &probes, "exec sleep 1000");
             assert_probes(&started, &probes, &["1048577"]);
             started.delete_and_check();
         }
         None => {
-            let (mut sb, id, parent) = sandbox_with_own_path("cgnetcls");
-            merge(&mut sb.config["linux"]["resources"], resources);
-            sb.set_script("true");
-            sb.create(&id, &[]).one_line_error(&["net_cls"]);
-            sb.assert_nothing_left(&id);
-            assert_no_dirs(&dirs_named(&parent));
+            assert_not_required(REQUIRE, "net_cls is not mounted as cgroup v1");
+            assert_refused("cgnetcls", class_id, "net_cls");
         }
     }
+    let priorities = json!({"network": {"priorities": [{"name": "lo", "priority": 5}]}});
+    match v1_home("net_prio") {
+        Some(home) => {
+            let probe = Probe::new(&home, "net_prio.ifpriomap");
+            let started = start_with(
+                "cgnetprio",
+                priorities,
+                std::slice::from_ref(&probe),
+                "exec sleep 1000",
+            );
+            let host = started.host(&probe);
+            assert!(
+                host.lines().any(|l| l == "lo 5"),
+                "net_prio.ifpriomap from the host: {host:?}"
+            );
+            let inside = started.inside.first().map_or("", String::as_str);
+            assert!(
+                inside.split(';').any(|l| l == "lo 5"),
+                "net_prio.ifpriomap from inside: {inside:?}"
+            );
+            started.delete_and_check();
+        }
+        None => {
+            assert_not_required(REQUIRE, "net_prio is not mounted as cgroup v1");
+            assert_refused("cgnetprio", priorities, "net_prio");
+        }
+    }
+}
+
+/// The first RDMA device of the host, e.g. the VM runs' soft-RoCE rxe0.
+fn some_rdma_device() -> Option<String> {
+    let mut names: Vec<String> = fs::read_dir("/sys/class/infiniband")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
+/// The line of `device` in an rdma.max text (lines joined by '\n' or, from inside, ';'),
+/// without the kernel's trailing blank.
+fn rdma_line<'a>(text: &'a str, device: &str) -> Option<&'a str> {
+    text.split(['\n', ';'])
+        .map(str::trim)
+        .find(|l| l.split_whitespace().next() == Some(device))
+}
+
+/// rdma: hcaHandles and hcaObjects for a real RDMA device land in rdma.max, read from the host
+/// and inside; `update -r` changes them live, keeping the limit the update does not name.
+#[test]
+fn rdma_limits_read_back_and_update() {
+    const REQUIRE: &str = "BERTH_TEST_REQUIRE_RDMA";
+    let device = some_rdma_device();
+    if !present_or_skip(device.is_some(), REQUIRE, "no rdma device") {
+        return;
+    }
+    let home = home_of("rdma");
+    if !present_or_skip(home.is_some(), REQUIRE, "no rdma controller on this host") {
+        return;
+    }
+    let (device, home) = (device.unwrap(), home.unwrap());
+    let probes = [Probe::new(&home, "rdma.max")];
+    let started = start_with(
+        "cgrdma",
+        json!({"rdma": {(device.clone()): {"hcaHandles": 2, "hcaObjects": 100}}}),
+        &probes,
+        "exec sleep 1000",
+    );
+    let want = format!("{device} hca_handle=2 hca_object=100");
+    let inside = started.inside.first().map_or("", String::as_str);
+    assert_eq!(
+        rdma_line(inside, &device),
+        Some(want.as_str()),
+        "rdma.max from inside"
+    );
+    let host = started.host(&probes[0]);
+    assert_eq!(
+        rdma_line(&host, &device),
+        Some(want.as_str()),
+        "rdma.max from the host"
+    );
+
+    let update = started.sb.dir.join("rdma-update.json");
+    fs::write(
+        &update,
+        json!({"rdma": {(device.clone()): {"hcaHandles": 3}}}).to_string(),
+    )
+    .expect("write the update");
+    started
+        .sb
+        .rt(&["update", "-r", &update.display().to_string(), &started.id])
+        .ok();
+    let want = format!("{device} hca_handle=3 hca_object=100");
+    let host = started.host(&probes[0]);
+    assert_eq!(
+        rdma_line(&host, &device),
+        Some(want.as_str()),
+        "rdma.max after update"
+    );
+    let inside = started.exec_read(&home, "rdma.max");
+    assert_eq!(
+        rdma_line(&inside, &device),
+        Some(want.as_str()),
+        "rdma.max inside after update"
+    );
+    started.delete_and_check();
 }
 
 /// A v1-only resource on a pure v2 host (swappiness) is refused, leaving nothing behind.
@@ -639,12 +866,11 @@ fn v1_only_resource_is_refused_on_v2() {
         eprintln!("skipped: only meaningful on a pure cgroup v2 host");
         return;
     }
-    let (mut sb, id, parent) = sandbox_with_own_path("cgswappiness");
-    sb.config["linux"]["resources"]["memory"] = json!({"limit": 64 * MIB, "swappiness": 10});
-    sb.set_script("true");
-    sb.create(&id, &[]).one_line_error(&["swappiness"]);
-    sb.assert_nothing_left(&id);
-    assert_no_dirs(&dirs_named(&parent));
+    assert_refused(
+        "cgswappiness",
+        json!({"memory": {"limit": 64 * MIB, "swappiness": 10}}),
+        "swappiness",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1133,6 +1359,12 @@ fn exec_into_a_busy_v2_leaf_uses_a_sub_cgroup() {
         eprintln!("skipped: no cgroup2 hierarchy");
         return;
     };
+    // On a hybrid host whose v1 hierarchies took every controller, nothing can make it busy.
+    let offered = read_trimmed(&v2.mount.join("cgroup.controllers"));
+    if offered.is_empty() {
+        eprintln!("skipped: cgroup2 has no controller here (all of them are on v1)");
+        return;
+    }
     let mut sb = Sandbox::new("cgexecbusy");
     // The cgroup mount writable, so the init can rearrange its own subtree.
     for mount in sb.config["mounts"].as_array_mut().expect("mounts") {
