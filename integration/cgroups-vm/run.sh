@@ -1,8 +1,9 @@
 #!/bin/bash
 # Runs a test binary inside a small qemu VM whose only cgroup hierarchy is
 # cgroup2 (kernel booted with cgroup_no_v1=all, every controller enabled in
-# the root's cgroup.subtree_control), then prints the guest's output and
-# exits with the guest's exit code.
+# the root's cgroup.subtree_control), or on the hybrid layout (--hybrid,
+# --systemd-hybrid), then prints the guest's output and exits with the
+# guest's exit code.
 #
 #   integration/cgroups-vm/run.sh            # the berth-cgroups root tests
 #   integration/cgroups-vm/run.sh --integration [ARGS...]
@@ -20,6 +21,9 @@
 #   integration/cgroups-vm/run.sh --systemd-hybrid [ARGS...]
 #                                            # the same on systemd's hybrid layout: v1
 #                                            # controllers plus cgroup2 at .../unified
+#   integration/cgroups-vm/run.sh --hybrid [ARGS...]
+#                                            # all of cgroups:: on the hybrid layout without
+#                                            # systemd (stage 2 mounts the hierarchies)
 #   integration/cgroups-vm/run.sh BINARY [ARGS...]
 #
 # The kernel is a Debian linux-image package fetched with `apt-get download`
@@ -65,6 +69,8 @@ ensure_host_tools() {
     # The initramfs needs the static busybox (Debian's plain one is dynamic).
     dpkg -s busybox-static >/dev/null 2>&1 || apt_install busybox-static
     command -v dpkg-deb >/dev/null || die "dpkg-deb missing (not a Debian host?)"
+    # The guest makes its soft-RoCE device with the host's ip and rdma (shared /usr).
+    [ -x /usr/bin/rdma ] && [ -x /usr/bin/ip ] || apt_install iproute2
 }
 
 # The linux-image package to boot: BERTH_VM_KERNEL_PKG or the one the
@@ -107,19 +113,34 @@ module_file() {
     find "$tree" -regextype posix-extended -regex ".*/${pattern}\.ko(\.xz|\.zst)?" | head -n1
 }
 
-# Appends NAME and (first) its dependencies to the load order, once each.
+# Copies NAME and (first) its dependencies into DEST, appending them to DEST/order, once each.
 resolve_module() {
-    local tree=$1 name=$2 file deps dep
+    local tree=$1 name=$2 dest=$3 file deps dep
     case " $loaded " in *" $name "*) return ;; esac
     file=$(module_file "$tree" "$name")
     [ -n "$file" ] || die "module $name not found in $tree"
     deps=$(module_bytes "$file" | grep -aoE 'depends=[A-Za-z0-9_,-]*' | head -n1 | cut -d= -f2)
     for dep in ${deps//,/ }; do
-        resolve_module "$tree" "$dep"
+        resolve_module "$tree" "$dep" "$dest"
     done
     loaded="$loaded $name"
-    module_bytes "$file" >"$initrd_dir/modules/$name.ko"
-    echo "$name.ko" >>"$initrd_dir/modules/order"
+    module_bytes "$file" >"$dest/$name.ko"
+    echo "$name.ko" >>"$dest/order"
+}
+
+# Copies the modules NAMES (with their dependencies) of the kernel unpacked in KDIR into DEST,
+# with DEST/order, the order to insmod them in.
+stage_modules() {
+    local kdir=$1 dest=$2 tree m
+    shift 2
+    tree=$(echo "$kdir"/lib/modules/*/kernel)
+    [ -d "$tree" ] || die "no modules in $kdir"
+    mkdir -p "$dest"
+    loaded=""
+    : >"$dest/order"
+    for m in "$@"; do
+        resolve_module "$tree" "$m" "$dest"
+    done
 }
 
 module_bytes() {
@@ -131,17 +152,11 @@ module_bytes() {
 }
 
 build_initramfs() {
-    local kdir=$1 out=$2 tree
-    tree=$(echo "$kdir"/lib/modules/*/kernel)
-    [ -d "$tree" ] || die "no modules in $kdir"
+    local kdir=$1 out=$2
     initrd_dir=$(mktemp -d "$cache/initrd.XXXXXX")
-    mkdir -p "$initrd_dir"/{bin,modules,proc,sys,dev,newroot}
+    mkdir -p "$initrd_dir"/{bin,proc,sys,dev,newroot}
     cp /bin/busybox "$initrd_dir/bin/busybox"
-    loaded=""
-    : >"$initrd_dir/modules/order"
-    for m in virtio_pci 9pnet_virtio 9p brd; do
-        resolve_module "$tree" "$m"
-    done
+    stage_modules "$kdir" "$initrd_dir/modules" virtio_pci 9pnet_virtio 9p brd
     cp "$here/guest-init.sh" "$initrd_dir/init"
     chmod 755 "$initrd_dir/init"
     (cd "$initrd_dir" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$out.tmp"
@@ -167,6 +182,7 @@ focused_integration_tests=(
     cgroups::pids_limit_caps_a_fork_bomb
     cgroups::unified_keys_follow_the_layout
     cgroups::v1_only_resource_is_refused_on_v2
+    cgroups::network_class_id_and_priorities_or_clear_refusal
     cgroups::denied_device_cannot_be_opened_allowed_one_can
     cgroups::oom_kill_is_reported_by_events
     cgroups::oom_kill_of_the_init_is_reported_before_events_ends
@@ -174,9 +190,19 @@ focused_integration_tests=(
     cgroups::update_flags_change_live_limits
     cgroups::update_resources_json_in_every_form
     cgroups::update_cpuset_and_blkio_weight_flags
+    cgroups::rdma_limits_read_back_and_update
+    cgroups::blkio_bfq_weights_land_on_a_bfq_disk
     cgroups::exec_into_a_busy_v2_leaf_uses_a_sub_cgroup
     cgroups::delete_leaves_no_cgroup_directory
 )
+
+# What --integration and --hybrid give the guest beyond cgroups: stage 2 loads these modules
+# from the share, makes a soft-RoCE device (rdma_rxe on a dummy netdev: -nic none leaves no
+# real one) and puts BFQ on the virtio disk of the run (blkio weights need a disk under BFQ).
+# rxe asks the crypto API for "crc32", which the guest cannot modprobe: crc32_generic.
+device_modules=(dummy crc32_generic rdma_rxe virtio_blk bfq)
+# The tests' skips that must fail in those runs instead (the guest has the devices).
+device_requirements=(BERTH_TEST_REQUIRE_RDMA=1 BERTH_TEST_REQUIRE_BFQ=1)
 
 # The LSM tests run in the VM by --lsm: the guest kernel runs AppArmor (Debian's default).
 lsm_integration_tests=(
@@ -230,14 +256,25 @@ main() {
     mkdir -p "$cache"
     # The read-write share: test binary, its arguments and environment, results.
     share=$(mktemp -d "$cache/share.XXXXXX")
-    trap 'rm -rf "$share"' EXIT
+    trap 'rm -rf "$share" "$share.disk"' EXIT
     mkdir -p "$share/results" "$share/bin"
     : >"$share/env"
-    local vm_append="" cgroup_append="cgroup_no_v1=all"
+    local vm_append="" cgroup_append="cgroup_no_v1=all" devices=false
     if [ "${1:-}" = "--integration" ]; then
         shift
         stage_integration "$share"
+        devices=true
+        echo "BERTH_TEST_REQUIRE_LAYOUT=unified" >>"$share/env"
         [ $# -gt 0 ] || set -- "${focused_integration_tests[@]}" --exact --test-threads=2
+    elif [ "${1:-}" = "--hybrid" ]; then
+        shift
+        # v1 stays on; the marker makes guest-stage2.sh mount the hybrid layout (no systemd).
+        cgroup_append=""
+        stage_integration "$share"
+        devices=true
+        : >"$share/hybrid"
+        printf '%s\n' BERTH_TEST_REQUIRE_LAYOUT=hybrid BERTH_TEST_REQUIRE_NET_CLS=1 >>"$share/env"
+        [ $# -gt 0 ] || set -- cgroups:: --test-threads=2
     elif [ "${1:-}" = "--lsm" ]; then
         shift
         # The tests load their own profiles with the host's apparmor_parser (shared /usr).
@@ -296,7 +333,16 @@ main() {
     cp "$here/guest-stage2.sh" "$share/stage2.sh"
     printf '%s\n' "$@" >"$share/args"
 
-    log "booting $(basename "$kernel") under TCG ($cgroup_append)"
+    # A sparse disk of this run only (qemu locks it: parallel runs cannot share one).
+    local disk_args=()
+    if $devices; then
+        stage_modules "$kdir" "$share/modules" "${device_modules[@]}"
+        printf '%s\n' "${device_requirements[@]}" >>"$share/env"
+        truncate -s 64M "$share.disk" || die "cannot make the disk $share.disk"
+        disk_args=(-drive "file=$share.disk,if=virtio,format=raw")
+    fi
+
+    log "booting $(basename "$kernel") under TCG (${cgroup_append:-v1 kept})"
     local start=$SECONDS rc=0
     timeout "$timeout_s" qemu-system-x86_64 \
         -accel tcg -cpu max -smp 2 -m "$memory" \
@@ -305,6 +351,7 @@ main() {
         -append "console=ttyS0 $cgroup_append panic=-1 quiet loglevel=3$vm_append" \
         -virtfs local,path=/usr,mount_tag=hostusr,security_model=passthrough,readonly=on \
         -virtfs local,path="$share",mount_tag=work,security_model=passthrough \
+        "${disk_args[@]}" \
         </dev/null >"$cache/console.log" 2>&1 || rc=$?
     log "VM ran for $((SECONDS - start)) s (qemu exit $rc)"
 
