@@ -62,11 +62,13 @@ test-cgroups:
 test-seccomp:
 	$(CARGO) test -p berth-seccomp
 
-# The cgroup manager's tests, then berth containers, on a pure cgroup v2 kernel (qemu);
+# The cgroup manager's tests, then berth containers, on a pure cgroup v2 kernel (qemu), and
+# all of berth's cgroup tests on that kernel's hybrid layout (v1 controllers, no systemd);
 # then the LSM tests on that kernel, which runs AppArmor, and booted with SELinux enforcing.
 test-cgroups-vm:
 	integration/cgroups-vm/run.sh
 	integration/cgroups-vm/run.sh --integration
+	integration/cgroups-vm/run.sh --hybrid
 	integration/cgroups-vm/run.sh --lsm
 	integration/cgroups-vm/run.sh --selinux
 	integration/cgroups-vm/run.sh --systemd
