@@ -16,7 +16,7 @@ use crate::harness::{
 };
 
 /// A sandbox with a detached container whose init sleeps; returns (sandbox, id).
-fn running(tag: &str, adjust: impl FnOnce(&mut Sandbox)) -> (Sandbox, String) {
+pub(crate) fn running(tag: &str, adjust: impl FnOnce(&mut Sandbox)) -> (Sandbox, String) {
     let mut sb = Sandbox::new(tag);
     sb.set_script("echo ready > /tmp/init-ready; exec sleep 100000");
     adjust(&mut sb);
@@ -30,7 +30,7 @@ fn running(tag: &str, adjust: impl FnOnce(&mut Sandbox)) -> (Sandbox, String) {
 
 /// `exec ID sh -c SCRIPT` with extra flags before the id; asserts success, returns stdout.
 #[track_caller]
-fn exec_script(sb: &Sandbox, id: &str, flags: &[&str], script: &str) -> String {
+pub(crate) fn exec_script(sb: &Sandbox, id: &str, flags: &[&str], script: &str) -> String {
     let mut args = vec!["exec"];
     args.extend_from_slice(flags);
     args.extend_from_slice(&[id, "sh", "-c", script]);

@@ -1,6 +1,9 @@
 //! The process block, checked from inside the container.
 
-use serde_json::json;
+use std::fs;
+use std::path::Path;
+
+use serde_json::{json, Value};
 
 use crate::harness::{cap_mask, host_bounding_set, status_field, Sandbox};
 
@@ -204,4 +207,115 @@ fn capabilities_empty_sets_give_nothing() {
     let out = sb2
         .run_script("touch /tmp/x; chown 1000 /tmp/x 2>/dev/null && echo chowned || echo denied");
     assert_eq!(out.trim(), "denied");
+}
+
+// ---------------------------------------------------------------------------------------------
+// process.scheduler and linux.memoryPolicy, for the init and each exec'd process
+// ---------------------------------------------------------------------------------------------
+
+/// (nice, policy) from a /proc/PID/stat line: fields 19 and 41 (the command, field 2, holds
+/// no space for busybox's applets).
+fn nice_and_policy(stat: &str) -> (i64, u32) {
+    let fields: Vec<&str> = stat.split_whitespace().collect();
+    (
+        fields[18].parse().expect("nice"),
+        fields[40].parse().expect("policy"),
+    )
+}
+
+/// SCHED_BATCH (3) with nice -5 and SCHED_FLAG_RESET_ON_FORK: the shell runs with both; a
+/// child it forks keeps the policy but gets nice 0 back (the flag's rule for a negative nice).
+/// An exec'd process gets the container's scheduler too (exec starts from its process).
+#[test]
+fn scheduler_policy_nice_and_reset_on_fork_are_applied() {
+    let (sb, id) = crate::exec::running("sched", |sb| {
+        sb.config["process"]["scheduler"] = json!({
+            "policy": "SCHED_BATCH", "nice": -5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]
+        });
+    });
+    let init = fs::read_to_string(format!("/proc/{}/stat", sb.pid(&id))).expect("init stat");
+    assert_eq!(nice_and_policy(&init), (-5, 3), "the init: {init}");
+    let out = crate::exec::exec_script(
+        &sb,
+        &id,
+        &[],
+        "cat /proc/$$/stat; cat /proc/self/stat; true",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        nice_and_policy(lines[0]),
+        (-5, 3),
+        "the exec'd shell: {}",
+        lines[0]
+    );
+    assert_eq!(nice_and_policy(lines[1]), (0, 3), "its child: {}", lines[1]);
+    sb.rt(&["delete", "--force", &id]).ok();
+}
+
+/// MPOL_BIND to node 0: the init's memory and an exec'd process's are bound there, as
+/// /proc/PID/numa_maps shows (it names the task's policy for mappings without their own).
+#[test]
+fn memory_policy_binds_the_init_and_exec() {
+    if !Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("skipped: this kernel has no NUMA support");
+        return;
+    }
+    let (sb, id) = crate::exec::running("mempolicy", |sb| {
+        sb.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    });
+    let init = fs::read_to_string(format!("/proc/{}/numa_maps", sb.pid(&id))).expect("numa_maps");
+    let first = init.lines().next().unwrap_or_default();
+    assert!(first.contains(" bind:0 "), "the init's numa_maps: {first}");
+    let exec = crate::exec::exec_script(&sb, &id, &[], "head -n 1 /proc/self/numa_maps");
+    assert!(
+        exec.contains(" bind:0 "),
+        "the exec'd process's numa_maps: {exec}"
+    );
+    sb.rt(&["delete", "--force", &id]).ok();
+}
+
+/// Invalid schedulers and memory policies, those berth refuses and those the kernel does: a
+/// one-line error naming the field or the syscall, and nothing left behind.
+#[test]
+fn bad_scheduler_or_memory_policy_fails_cleanly() {
+    let cases = [
+        (
+            json!({"policy": "SCHED_OTHER", "priority": 5}),
+            None,
+            &["priority"][..],
+        ),
+        (
+            json!({"policy": "SCHED_BATCH", "flags": ["SCHED_FLAG_NOPE"]}),
+            None,
+            &["scheduler.flags"][..],
+        ),
+        (
+            json!({"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 0, "period": 0}),
+            None,
+            &["sched_setattr"][..],
+        ),
+        (
+            Value::Null,
+            Some(json!({"mode": "MPOL_BIND"})),
+            &["memoryPolicy", "nodes"][..],
+        ),
+        (
+            Value::Null,
+            Some(json!({"mode": "MPOL_BIND", "nodes": "1000"})),
+            &["set_mempolicy"][..],
+        ),
+    ];
+    for (scheduler, policy, needles) in cases {
+        let mut sb = Sandbox::new("badsched");
+        if !scheduler.is_null() {
+            sb.config["process"]["scheduler"] = scheduler;
+        }
+        if let Some(policy) = policy {
+            sb.config["linux"]["memoryPolicy"] = policy;
+        }
+        sb.set_script("true");
+        let id = sb.new_id("badsched");
+        sb.run(&id, &[]).one_line_error(needles);
+        sb.assert_nothing_left(&id);
+    }
 }

@@ -802,39 +802,13 @@ pub fn describe(plan: &InitPlan, fail: Fail) -> String {
                 .unwrap_or_default()
         ),
         Step::RootReadonly => format!("making the rootfs read-only: {err}"),
-        Step::Rlimit => format!(
-            "setting rlimit {}: {err}",
-            plan.process
-                .rlimits
-                .get(i)
-                .map(|r| r.2.clone())
-                .unwrap_or_default()
-        ),
-        Step::Personality => format!("setting personality: {err}"),
-        Step::IoPriority => format!("setting io priority: {err}"),
-        Step::Cwd => format!("changing to cwd {}: {err}", plan.process.cwd.display),
-        Step::CwdEscape => format!(
-            "cwd {} is outside the container's root",
-            plan.process.cwd.display
-        ),
-        Step::Umask => format!("setting umask: {err}"),
-        Step::Groups => format!("setting additional groups: {err}"),
-        Step::SetUser => format!(
-            "setting uid {} gid {}: {err}",
-            plan.process.uid, plan.process.gid
-        ),
-        Step::Caps => format!("applying capabilities: {err}"),
-        Step::NoNewPrivs => format!("setting no_new_privs: {err}"),
-        Step::ExecLookup if fail.errno == libc::ENOENT => format!(
-            "exec: {:?}: executable file not found in $PATH",
-            plan.process.arg0
-        ),
-        Step::ExecLookup => format!("exec: {:?}: {err}", plan.process.arg0),
-        Step::Sync => format!("talking to berth: {err}"),
-        Step::Exec => format!("exec {:?}: {err}", plan.process.arg0),
         Step::Keyring => format!("creating a session keyring: {err}"),
-        Step::Seccomp => format!("loading the seccomp filter: {err}"),
-        Step::Lsm => super::lsm::describe_failure(&plan.process.exec_labels, i, fail.errno),
+        step => super::init::describe_process_step(
+            &plan.process,
+            step,
+            i,
+            std::io::Error::from_raw_os_error(fail.errno),
+        ),
     }
 }
 

@@ -47,6 +47,8 @@ pub enum Step {
     Rlimit,
     Personality,
     IoPriority,
+    Scheduler,
+    MemoryPolicy,
     Cwd,
     CwdEscape,
     Umask,
@@ -64,7 +66,7 @@ pub enum Step {
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
-        const ALL: [Step; 46] = [
+        const ALL: [Step; 48] = [
             Step::SetNs,
             Step::Unshare,
             Step::Fork,
@@ -98,6 +100,8 @@ impl Step {
             Step::Rlimit,
             Step::Personality,
             Step::IoPriority,
+            Step::Scheduler,
+            Step::MemoryPolicy,
             Step::Cwd,
             Step::CwdEscape,
             Step::Umask,
@@ -611,6 +615,14 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
             return Err(last(Step::IoPriority, 0));
         }
     }
+    // Before the identity changes: a real-time policy needs CAP_SYS_NICE.
+    if let Some(attr) = &p.scheduler {
+        sys::sched_setattr(attr).map_err(os(Step::Scheduler, 0))?;
+    }
+    if let Some(policy) = &p.mem_policy {
+        sys::set_mempolicy(policy.mode, &policy.nodemask, policy.maxnode)
+            .map_err(os(Step::MemoryPolicy, 0))?;
+    }
     change_dir(p)?;
     let exec_index = find_executable(p)?;
     for (i, label) in p.exec_labels.iter().enumerate() {
@@ -1004,6 +1016,40 @@ fn open_exec_console(p: &ProcessPlan, socket: Option<RawFd>) -> R<OwnedFd> {
     Ok(slave)
 }
 
+/// The steps of the container's process, the init's or an exec'd one (`prepare_process`
+/// and `exec`), as a sentence.
+pub fn describe_process_step(p: &ProcessPlan, step: Step, i: usize, err: std::io::Error) -> String {
+    match step {
+        Step::Keyring => format!("joining the container's session keyring: {err}"),
+        Step::Rlimit => format!(
+            "setting rlimit {}: {err}",
+            p.rlimits.get(i).map(|r| r.2.as_str()).unwrap_or("?")
+        ),
+        Step::Personality => format!("setting personality: {err}"),
+        Step::IoPriority => format!("setting io priority: {err}"),
+        Step::Scheduler => format!("setting the scheduler (sched_setattr): {err}"),
+        Step::MemoryPolicy => format!("setting the memory policy (set_mempolicy): {err}"),
+        Step::Cwd => format!("changing to cwd {}: {err}", p.cwd.display),
+        Step::CwdEscape => format!("cwd {} is outside the container's root", p.cwd.display),
+        Step::Umask => format!("setting umask: {err}"),
+        Step::Groups => format!("setting additional groups: {err}"),
+        Step::SetUser => format!("setting uid {} gid {}: {err}", p.uid, p.gid),
+        Step::Caps => format!("applying capabilities: {err}"),
+        Step::NoNewPrivs => format!("setting no_new_privs: {err}"),
+        Step::ExecLookup if err.raw_os_error() == Some(libc::ENOENT) => {
+            format!("exec: {:?}: executable file not found in $PATH", p.arg0)
+        }
+        Step::ExecLookup => format!("exec: {:?}: {err}", p.arg0),
+        Step::Exec => format!("exec {:?}: {err}", p.arg0),
+        Step::Sync => format!("talking to berth: {err}"),
+        Step::Seccomp => format!("loading the container's seccomp filter: {err}"),
+        Step::Lsm => {
+            super::lsm::describe_failure(&p.exec_labels, i, err.raw_os_error().unwrap_or(0))
+        }
+        other => format!("{other:?} (item {i}): {err}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1016,11 +1062,11 @@ mod tests {
 
     #[test]
     fn every_step_decodes() {
-        for v in 1..=46 {
+        for v in 1..=48 {
             let step = Step::from_u32(v).expect("step");
             assert_eq!(step as u32, v);
         }
         assert!(Step::from_u32(0).is_none());
-        assert!(Step::from_u32(47).is_none());
+        assert!(Step::from_u32(49).is_none());
     }
 }

@@ -11,6 +11,7 @@ pub mod log;
 pub mod lsm;
 pub mod plan;
 pub mod rootfs;
+pub mod sched;
 pub mod signal;
 pub mod spec;
 pub mod spec_de;

@@ -203,6 +203,10 @@ pub struct ProcessPlan {
     pub personality: Option<libc::c_ulong>,
     /// `ioprio_set` value (class << 13 | data).
     pub io_priority: Option<libc::c_int>,
+    /// process.scheduler, for sched_setattr.
+    pub scheduler: Option<sys::SchedAttr>,
+    /// linux.memoryPolicy, for set_mempolicy (the init's and every exec's).
+    pub mem_policy: Option<super::sched::MemPolicy>,
     /// The compiled linux.seccomp filter, loaded as late as the process allows.
     pub seccomp: Option<berth_seccomp::Filter>,
     /// AppArmor profile / SELinux label taken at execve (only those the host applies).
@@ -537,11 +541,25 @@ fn propagation_option(opt: &str) -> Option<(u64, bool)> {
     Some((flag, rec))
 }
 
-/// Options that mean nothing to the kernel and are dropped (as runc and crun do).
+/// Options that mean nothing to the kernel and are dropped (as runc and crun do), and
+/// the superblock flags the new mount API has no way to set: `silent`/`loud` (MS_SILENT
+/// only muted mount-time kernel messages) and `iversion`/`noiversion` (filesystems that
+/// keep an i_version counter maintain it regardless; fsconfig would hand the word to the
+/// filesystem, which refuses it).
 fn ignored_option(opt: &str) -> bool {
     matches!(
         opt,
-        "bind" | "rbind" | "defaults" | "auto" | "noauto" | "nouser" | "user" | "loud"
+        "bind"
+            | "rbind"
+            | "defaults"
+            | "auto"
+            | "noauto"
+            | "nouser"
+            | "user"
+            | "loud"
+            | "silent"
+            | "iversion"
+            | "noiversion"
     ) || opt.starts_with("x-")
 }
 
@@ -1014,6 +1032,11 @@ pub fn plan_process_spec(
         };
         (class << 13) | (p.priority() as libc::c_int & 0x1fff)
     });
+    let scheduler = process
+        .scheduler()
+        .as_ref()
+        .map(super::sched::sched_attr)
+        .transpose()?;
     let listen_fds = listen_fds();
     let mut env_strings = Vec::with_capacity(env.len() + 1);
     for e in &env {
@@ -1041,6 +1064,8 @@ pub fn plan_process_spec(
         preserve_fds: preserve_fds + listen_fds,
         personality,
         io_priority,
+        scheduler,
+        mem_policy: None,
         seccomp: None,
         exec_labels: super::lsm::exec_labels(process)?,
     })
@@ -1145,7 +1170,19 @@ fn plan_process(spec: &Spec, rootfs: &Path, preserve_fds: u32) -> Result<Process
         }
     };
     let home = container_home(rootfs, process.user().uid());
-    plan_process_spec(process, preserve_fds, personality, Some(home))
+    let mut plan = plan_process_spec(process, preserve_fds, personality, Some(home))?;
+    plan.mem_policy = plan_mem_policy(spec)?;
+    Ok(plan)
+}
+
+/// linux.memoryPolicy as set_mempolicy's arguments: the init's, and each exec's (a
+/// process berth forks does not inherit the init's policy).
+pub fn plan_mem_policy(spec: &Spec) -> Result<Option<super::sched::MemPolicy>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+        .map(super::sched::mem_policy)
+        .transpose()
 }
 
 fn plan_hooks(hooks: Option<Vec<oci_spec::runtime::Hook>>) -> Result<Vec<HookExec>> {

@@ -336,9 +336,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
                 "SELinux is not enabled on this host",
             );
         }
-        if process.scheduler().is_some() {
-            return unsupported("process.scheduler", "not implemented yet");
-        }
     }
     if let Some(linux) = spec.linux() {
         if linux
@@ -351,9 +348,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         }
         if linux.intel_rdt().is_some() {
             return unsupported("linux.intelRdt", "not implemented");
-        }
-        if linux.memory_policy().is_some() {
-            return unsupported("linux.memoryPolicy", "not implemented yet");
         }
         if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
             return unsupported("linux.netDevices", "not implemented yet");

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Hooks, Linux, LinuxCapabilities, LinuxIOPriority, LinuxIdMapping, Mount, PosixRlimit, Process,
-    Root, Scheduler, Solaris, Spec, User, Windows, VM, ZOS,
+    Hooks, Linux, LinuxCapabilities, LinuxIOPriority, LinuxIdMapping, LinuxSchedulerPolicy, Mount,
+    PosixRlimit, Process, Root, Scheduler, Solaris, Spec, User, Windows, VM, ZOS,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -145,7 +145,7 @@ struct RawProcess {
     #[serde(default)]
     io_priority: Option<LinuxIOPriority>,
     #[serde(default)]
-    scheduler: Option<Scheduler>,
+    scheduler: Option<RawScheduler>,
     #[serde(default, rename = "execCPUAffinity")]
     exec_cpu_affinity: Option<serde::de::IgnoredAny>,
 }
@@ -171,9 +171,58 @@ impl RawProcess {
             .set_oom_score_adj(self.oom_score_adj)
             .set_selinux_label(self.selinux_label)
             .set_io_priority(self.io_priority)
-            .set_scheduler(self.scheduler)
+            .set_scheduler(
+                self.scheduler
+                    .map(RawScheduler::into_scheduler)
+                    .transpose()?,
+            )
             .set_exec_cpu_affinity(None);
         Ok(p)
+    }
+}
+
+/// `oci_spec::runtime::Scheduler`, whose own flag names are not the spec's
+/// (`SCHED_RESET_ON_FORK` for `SCHED_FLAG_RESET_ON_FORK`): flags are read by name.
+#[derive(Deserialize)]
+struct RawScheduler {
+    policy: LinuxSchedulerPolicy,
+    #[serde(default)]
+    nice: Option<i32>,
+    #[serde(default)]
+    priority: Option<i32>,
+    #[serde(default)]
+    flags: Option<Vec<String>>,
+    #[serde(default)]
+    runtime: Option<u64>,
+    #[serde(default)]
+    deadline: Option<u64>,
+    #[serde(default)]
+    period: Option<u64>,
+}
+
+impl RawScheduler {
+    fn into_scheduler(self) -> Result<Scheduler, String> {
+        let flags = self
+            .flags
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| {
+                        super::sched::scheduler_flag(n)
+                            .ok_or_else(|| format!("process.scheduler.flags: unknown flag {n:?}"))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .transpose()?;
+        let mut s = Scheduler::default();
+        s.set_policy(self.policy)
+            .set_nice(self.nice)
+            .set_priority(self.priority)
+            .set_flags(flags)
+            .set_runtime(self.runtime)
+            .set_deadline(self.deadline)
+            .set_period(self.period);
+        Ok(s)
     }
 }
 

@@ -458,3 +458,44 @@ mod tests {
         );
     }
 }
+
+/// `struct sched_attr` as of Linux 5.3 (SCHED_ATTR_SIZE_VER1): the utilization clamps
+/// are there so SCHED_FLAG_UTIL_CLAMP_* are accepted (OCI has no values for them: 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// sched_setattr(2) for the calling thread.
+pub fn sched_setattr(attr: &SchedAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid sched_attr whose `size` field says how much the kernel
+    // may read; pid 0 is the calling thread.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) })
+        .map(drop)
+}
+
+/// set_mempolicy(2): `mode` with its MPOL_F_* flags, and a node mask of `maxnode` bits.
+pub fn set_mempolicy(
+    mode: libc::c_int,
+    nodemask: &[libc::c_ulong],
+    maxnode: u64,
+) -> io::Result<()> {
+    let mask = if nodemask.is_empty() {
+        std::ptr::null()
+    } else {
+        nodemask.as_ptr()
+    };
+    // SAFETY: `mask` is null or points at `nodemask`, which holds at least `maxnode - 1`
+    // bits (the kernel reads that many).
+    check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, mask, maxnode) }).map(drop)
+}

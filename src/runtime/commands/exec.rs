@@ -26,7 +26,7 @@ use crate::runtime::container::{self, Container, Saved, Status};
 use crate::runtime::create::{self, receive_fd};
 use crate::runtime::error::{Context, Error, Result};
 use crate::runtime::init::{self, msg, ExecFds, Fail, Step};
-use crate::runtime::plan::{self, ExecPlan, ProcessPlan};
+use crate::runtime::plan::{self, ExecPlan};
 use crate::runtime::{exe_guard, rootfs, spec, spec_de, sys};
 
 /// Everything `berth exec` was asked to do.
@@ -97,8 +97,10 @@ fn exec_plan(saved: &Saved, opts: &ExecOptions) -> Result<ExecPlan> {
     let live_root = PathBuf::from(format!("/proc/{}/root", saved.pid));
     let home = plan::container_home(&live_root, process.user().uid());
     let mut process_plan = plan::plan_process_spec(&process, opts.preserve_fds, None, Some(home))?;
-    // The exec'd process gets the container's seccomp filter, as with runc.
+    // The exec'd process gets the container's seccomp filter, as with runc, and its
+    // memory policy.
     process_plan.seccomp = plan::compile_seccomp(&saved.config)?;
+    process_plan.mem_policy = plan::plan_mem_policy(&saved.config)?;
     Ok(ExecPlan {
         process: process_plan,
         join_flags: 0,
@@ -784,39 +786,7 @@ fn describe(plan: &ExecPlan, fail: Fail) -> String {
         }
         Step::Console => format!("allocating a pty in the container (step {i}): {err}"),
         Step::ConsoleSend => format!("sending the pty master to the console socket: {err}"),
-        step => describe_process_step(&plan.process, step, i, err),
-    }
-}
-
-/// The steps the exec'd process shares with the init (`prepare_process` and `exec`).
-fn describe_process_step(p: &ProcessPlan, step: Step, i: usize, err: std::io::Error) -> String {
-    match step {
-        Step::Keyring => format!("joining the container's session keyring: {err}"),
-        Step::Rlimit => format!(
-            "setting rlimit {}: {err}",
-            p.rlimits.get(i).map(|r| r.2.as_str()).unwrap_or("?")
-        ),
-        Step::Personality => format!("setting personality: {err}"),
-        Step::IoPriority => format!("setting io priority: {err}"),
-        Step::Cwd => format!("changing to cwd {}: {err}", p.cwd.display),
-        Step::CwdEscape => format!("cwd {} is outside the container's root", p.cwd.display),
-        Step::Groups => format!("setting additional groups: {err}"),
-        Step::SetUser => format!("setting uid {} gid {}: {err}", p.uid, p.gid),
-        Step::Caps => format!("applying capabilities: {err}"),
-        Step::NoNewPrivs => format!("setting no_new_privs: {err}"),
-        Step::ExecLookup if err.raw_os_error() == Some(libc::ENOENT) => {
-            format!("exec: {:?}: executable file not found in $PATH", p.arg0)
-        }
-        Step::ExecLookup => format!("exec: {:?}: {err}", p.arg0),
-        Step::Exec => format!("exec {:?}: {err}", p.arg0),
-        Step::Sync => format!("talking to berth: {err}"),
-        Step::Seccomp => format!("loading the container's seccomp filter: {err}"),
-        Step::Lsm => crate::runtime::lsm::describe_failure(
-            &p.exec_labels,
-            i,
-            err.raw_os_error().unwrap_or(0),
-        ),
-        other => format!("{other:?} (item {i}): {err}"),
+        step => init::describe_process_step(&plan.process, step, i, err),
     }
 }
 

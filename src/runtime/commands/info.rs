@@ -129,10 +129,13 @@ const MOUNT_OPTIONS: &[&str] = &[
     "dev",
     "diratime",
     "exec",
+    "iversion",
+    "loud",
     "noatime",
     "nodev",
     "nodiratime",
     "noexec",
+    "noiversion",
     "norelatime",
     "nostrictatime",
     "nosuid",
@@ -163,6 +166,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "runbindable",
     "rw",
     "shared",
+    "silent",
     "slave",
     "strictatime",
     "suid",
@@ -190,7 +194,11 @@ pub fn features() -> serde_json::Value {
             "apparmor": {"enabled": crate::runtime::lsm::apparmor_enabled()},
             "selinux": {"enabled": crate::runtime::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": false}},
+            "memoryPolicy": {
+                "modes": crate::runtime::sched::MEMORY_POLICY_MODES,
+                "flags": crate::runtime::sched::MEMORY_POLICY_FLAGS
+            }
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.version": container::OCI_VERSION,
@@ -232,6 +240,10 @@ mod tests {
         assert_eq!(f["linux"]["seccomp"]["enabled"], true);
         assert_eq!(
             f["linux"]["seccomp"]["operators"].as_array().map(Vec::len),
+            Some(7)
+        );
+        assert_eq!(
+            f["linux"]["memoryPolicy"]["modes"].as_array().map(Vec::len),
             Some(7)
         );
     }
