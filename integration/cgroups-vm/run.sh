@@ -8,7 +8,7 @@
 #   integration/cgroups-vm/run.sh            # the berth-cgroups root tests
 #   integration/cgroups-vm/run.sh --integration [ARGS...]
 #                                            # berth's container-level cgroup tests
-#                                            # (default: the focused set below)
+#                                            # (default: all of integration/cgroups.rs)
 #   integration/cgroups-vm/run.sh --lsm [ARGS...]
 #                                            # berth's LSM tests with AppArmor enabled
 #                                            # (default: lsm:: and the LSM tests of security::)
@@ -174,28 +174,6 @@ built_executable() {
         grep -o '"executable":"[^"]*"' | tail -n1 | cut -d'"' -f4
 }
 
-# The container-level tests run in the VM by default: one per resource family and command,
-# about 2 minutes under TCG. `--integration cgroups:: --test-threads=2` runs them all.
-focused_integration_tests=(
-    cgroups::memory_limits_read_back
-    cgroups::cpu_limits_read_back
-    cgroups::pids_limit_caps_a_fork_bomb
-    cgroups::unified_keys_follow_the_layout
-    cgroups::v1_only_resource_is_refused_on_v2
-    cgroups::network_class_id_and_priorities_or_clear_refusal
-    cgroups::denied_device_cannot_be_opened_allowed_one_can
-    cgroups::oom_kill_is_reported_by_events
-    cgroups::oom_kill_of_the_init_is_reported_before_events_ends
-    cgroups::pause_stops_a_busy_loop_and_resume_restarts_it
-    cgroups::update_flags_change_live_limits
-    cgroups::update_resources_json_in_every_form
-    cgroups::update_cpuset_and_blkio_weight_flags
-    cgroups::rdma_limits_read_back_and_update
-    cgroups::blkio_bfq_weights_land_on_a_bfq_disk
-    cgroups::exec_into_a_busy_v2_leaf_uses_a_sub_cgroup
-    cgroups::delete_leaves_no_cgroup_directory
-)
-
 # What --integration and --hybrid give the guest beyond cgroups: stage 2 loads these modules
 # from the share, makes a soft-RoCE device (rdma_rxe on a dummy netdev: -nic none leaves no
 # real one) and puts BFQ on the virtio disk of the run (blkio weights need a disk under BFQ).
@@ -265,7 +243,8 @@ main() {
         stage_integration "$share"
         devices=true
         echo "BERTH_TEST_REQUIRE_LAYOUT=unified" >>"$share/env"
-        [ $# -gt 0 ] || set -- "${focused_integration_tests[@]}" --exact --test-threads=2
+        # All of integration/cgroups.rs: about a minute of test time under TCG.
+        [ $# -gt 0 ] || set -- cgroups:: --test-threads=2
     elif [ "${1:-}" = "--hybrid" ]; then
         shift
         # v1 stays on; the marker makes guest-stage2.sh mount the hybrid layout (no systemd).
