@@ -107,6 +107,33 @@ pub fn check_hugepage_size(size: &str) -> Result<()> {
     }
 }
 
+/// A kernel list of CPUs or NUMA nodes ("0-3,8") as a little-endian
+/// bitmask: bit `n % 8` of byte `n / 8` for each member `n`, every member
+/// below `limit`.
+pub fn list_bitmask(list: &str, limit: u32) -> Option<Vec<u8>> {
+    let mut mask = Vec::new();
+    for part in list.trim().split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let n = part.trim().parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        if first > last || last >= limit {
+            return None;
+        }
+        let bytes = usize::try_from(last / 8 + 1).ok()?;
+        if mask.len() < bytes {
+            mask.resize(bytes, 0);
+        }
+        for n in first..=last {
+            mask[usize::try_from(n / 8).ok()?] |= 1 << (n % 8);
+        }
+    }
+    Some(mask)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,9 @@
 //! and nothing for what systemd leaves alone there (cpuset, memory.low,
 //! swap, IOPS limits: berth's own writes are then the only ones).
 
-use crate::convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
+use crate::convert::{
+    blkio_weight_to_io_weight, cpu_shares_to_weight, list_bitmask, memory_swap_to_v2,
+};
 use crate::dbus::Value;
 use crate::fsutil::read_file;
 use crate::systemd::UnitLayout;
@@ -208,28 +210,7 @@ fn cpuset_property(name: &str, list: &str, out: &mut ResourceProperties) {
 /// A cpuset list ("0-3,8") as systemd's bitmask: bit `n % 8` of byte
 /// `n / 8` for each member `n`.
 pub fn cpuset_mask(list: &str) -> Option<Vec<u8>> {
-    let mut mask = Vec::new();
-    for part in list.trim().split(',') {
-        let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
-            None => {
-                let n = part.trim().parse::<u32>().ok()?;
-                (n, n)
-            }
-        };
-        if first > last || last >= MAX_CPUSET_INDEX {
-            return None;
-        }
-        let bytes = usize::try_from(last / 8 + 1).ok()?;
-        if mask.len() < bytes {
-            mask.resize(bytes, 0);
-        }
-        for n in first..=last {
-            let byte = usize::try_from(n / 8).ok()?;
-            mask[byte] |= 1 << (n % 8);
-        }
-    }
-    Some(mask)
+    list_bitmask(list, MAX_CPUSET_INDEX)
 }
 
 /// Weights and throttles: the v2 `IO*` family or the v1 `BlockIO*` one.

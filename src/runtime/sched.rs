@@ -230,28 +230,16 @@ pub fn mem_policy(policy: &LinuxMemoryPolicy) -> Result<MemPolicy> {
 
 /// A node list ("0-3,8") as a bitmask of longs.
 fn node_mask(list: &str) -> Option<Vec<libc::c_ulong>> {
-    let word_bits = libc::c_ulong::BITS;
-    let mut mask: Vec<libc::c_ulong> = Vec::new();
-    for part in list.split(',') {
-        let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
-            None => {
-                let n = part.trim().parse::<u32>().ok()?;
-                (n, n)
-            }
-        };
-        if first > last || last >= MAX_NODES {
-            return None;
-        }
-        let words = usize::try_from(last / word_bits + 1).ok()?;
-        if mask.len() < words {
-            mask.resize(words, 0);
-        }
-        for n in first..=last {
-            mask[usize::try_from(n / word_bits).ok()?] |= 1 << (n % word_bits);
-        }
-    }
-    Some(mask)
+    let bytes = berth_cgroups::convert::list_bitmask(list, MAX_NODES)?;
+    let words = bytes
+        .chunks(std::mem::size_of::<libc::c_ulong>())
+        .map(|chunk| {
+            let mut word = [0u8; std::mem::size_of::<libc::c_ulong>()];
+            word[..chunk.len()].copy_from_slice(chunk);
+            libc::c_ulong::from_le_bytes(word)
+        })
+        .collect();
+    Some(words)
 }
 
 #[cfg(test)]
