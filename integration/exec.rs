@@ -918,3 +918,69 @@ fn foreground_run_is_a_subreaper_unless_told_not_to() {
         // The sandbox kills the orphan (rooted in its rootfs) when dropped.
     }
 }
+
+/// The CPUs a process may run on, from /proc/PID/status (`self` for the test itself).
+fn cpus_allowed(pid: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status_field(&status, "Cpus_allowed_list")
+        .expect("Cpus_allowed_list")
+        .to_string()
+}
+
+/// process.execCPUAffinity: `final` is where an exec'd process runs once in the container's
+/// cgroup, `initial` only where berth runs while setting it up; the init is left alone (the
+/// spec excludes it). A process file without the field inherits the container's; one with its
+/// own uses that.
+#[test]
+fn exec_cpu_affinity_final_applies_to_exec_only() {
+    let ours = cpus_allowed("self");
+    if !ours.contains(['-', ',']) {
+        eprintln!("skipped: this test needs two CPUs (allowed: {ours})");
+        return;
+    }
+    let (sb, id) = running("execaff", |sb| {
+        sb.config["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
+    });
+    assert_eq!(cpus_allowed(&sb.pid(&id).to_string()), ours, "the init");
+    let script = "grep Cpus_allowed_list /proc/self/status";
+    let plain = exec_script(&sb, &id, &[], script);
+    assert!(plain.trim().ends_with("\t1"), "exec: {plain}");
+    let path = sb.dir.join("process.json");
+    let mut process =
+        json!({"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", script], "cwd": "/"});
+    fs::write(&path, process.to_string()).expect("write process.json");
+    let file = path.to_str().expect("utf-8 path");
+    let inherited = sb.rt(&["exec", "--process", file, &id]).ok().stdout;
+    assert!(
+        inherited.trim().ends_with("\t1"),
+        "exec --process, inherited: {inherited}"
+    );
+    process["execCPUAffinity"] = json!({"final": "0"});
+    fs::write(&path, process.to_string()).expect("write process.json");
+    let own = sb.rt(&["exec", "--process", file, &id]).ok().stdout;
+    assert!(
+        own.trim().ends_with("\t0"),
+        "exec --process, its own: {own}"
+    );
+    sb.rt(&["delete", "--force", &id]).ok();
+}
+
+/// A CPU list that is no list fails create in one line, leaving nothing; a CPU the machine
+/// does not have fails the exec (sched_setaffinity) in one line, the container running on.
+#[test]
+fn bad_exec_cpu_affinity_fails_cleanly() {
+    let mut sb = Sandbox::new("execaffbad");
+    sb.config["process"]["execCPUAffinity"] = json!({"final": "1-x"});
+    sb.set_script("true");
+    let id = sb.new_id("execaffbad");
+    sb.run(&id, &[]).one_line_error(&["execCPUAffinity.final"]);
+    sb.assert_nothing_left(&id);
+
+    let (sb, id) = running("execaffmissing", |sb| {
+        sb.config["process"]["execCPUAffinity"] = json!({"final": "8000"});
+    });
+    sb.rt(&["exec", &id, "true"])
+        .one_line_error(&["execCPUAffinity.final", "sched_setaffinity"]);
+    assert_eq!(sb.status(&id), "running");
+    sb.rt(&["delete", "--force", &id]).ok();
+}

@@ -424,6 +424,55 @@ fn container_runs_with_its_selinux_labels() {
     }
 }
 
+/// The SELinux context of the key named `name` (KEYCTL_GET_SECURITY), found in /proc/keys.
+fn key_context(name: &str) -> Option<String> {
+    const KEYCTL_GET_SECURITY: libc::c_int = 17;
+    let keys = fs::read_to_string("/proc/keys").expect("read /proc/keys");
+    let serial = keys.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let described = fields.get(8)?.trim_end_matches(':');
+        (described == name).then(|| i32::from_str_radix(fields[0], 16).ok())?
+    })?;
+    let mut buf = [0u8; 256];
+    // SAFETY: keyctl writes at most `buf.len()` bytes into `buf`.
+    let len = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_GET_SECURITY,
+            serial,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    assert!(
+        len > 0,
+        "KEYCTL_GET_SECURITY {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    let len = usize::try_from(len).expect("length").min(buf.len());
+    Some(
+        String::from_utf8_lossy(&buf[..len])
+            .trim_end_matches('\0')
+            .to_string(),
+    )
+}
+
+/// The container's session keyring (`_ses.ID`) is labelled with the container's context, not
+/// the runtime's: berth writes it to `attr/keycreate` before joining the keyring, as runc.
+#[test]
+fn session_keyring_has_the_containers_selinux_label() {
+    if !selinux_or_skip("session_keyring_has_the_containers_selinux_label") {
+        return;
+    }
+    let mut sb = selinux_sandbox("lsm-se-key");
+    sb.config["process"]["selinuxLabel"] = json!(CONTAINER_LABEL);
+    let id = start_sleeping(&mut sb, "lsm-se-key");
+    let keyring = format!("_ses.{id}");
+    let context = key_context(&keyring).unwrap_or_else(|| panic!("no {keyring} in /proc/keys"));
+    assert_eq!(context, CONTAINER_LABEL, "the context of {keyring}");
+    sb.rt(&["delete", "--force", &id]).ok();
+}
+
 /// `exec` runs with the container's context unless `--process-label` (or the process file's
 /// selinuxLabel) names another, as runc does.
 #[test]

@@ -49,6 +49,7 @@ pub enum Step {
     IoPriority,
     Scheduler,
     MemoryPolicy,
+    CpuAffinity,
     Cwd,
     CwdEscape,
     Umask,
@@ -62,11 +63,12 @@ pub enum Step {
     Keyring,
     Seccomp,
     Lsm,
+    KeyLabel,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
-        const ALL: [Step; 48] = [
+        const ALL: [Step; 50] = [
             Step::SetNs,
             Step::Unshare,
             Step::Fork,
@@ -102,6 +104,7 @@ impl Step {
             Step::IoPriority,
             Step::Scheduler,
             Step::MemoryPolicy,
+            Step::CpuAffinity,
             Step::Cwd,
             Step::CwdEscape,
             Step::Umask,
@@ -115,6 +118,7 @@ impl Step {
             Step::Keyring,
             Step::Seccomp,
             Step::Lsm,
+            Step::KeyLabel,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -296,7 +300,10 @@ fn setup_and_exec(plan: &InitPlan, fds: &InitFds, state_buf: &mut Vec<u8>) -> R<
         return Err(last(Step::Unshare, 2));
     }
     set_names(plan)?;
-    join_session_keyring(plan.session_keyring.as_deref())?;
+    join_session_keyring(
+        plan.session_keyring.as_deref(),
+        plan.process.key_label.as_ref(),
+    )?;
 
     let root = rootfs::prepare_root(plan)?;
     let root_fd = root.as_raw_fd();
@@ -504,10 +511,17 @@ fn set_names(plan: &InitPlan) -> R<()> {
     Ok(())
 }
 
-/// A session keyring of the container's own, so it never sees the caller's keys.
-fn join_session_keyring(name: Option<&std::ffi::CStr>) -> R<()> {
+/// A session keyring of the container's own, so it never sees the caller's keys; with
+/// SELinux, labelled with the process's context (execve resets `keycreate`).
+fn join_session_keyring(
+    name: Option<&std::ffi::CStr>,
+    label: Option<&super::lsm::ExecLabel>,
+) -> R<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     if let Some(name) = name {
+        if let Some(label) = label {
+            write_label(label, Step::KeyLabel, 0)?;
+        }
         // SAFETY: keyctl with a NUL-terminated name.
         let ret =
             unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
@@ -623,10 +637,14 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
         sys::set_mempolicy(policy.mode, &policy.nodemask, policy.maxnode)
             .map_err(os(Step::MemoryPolicy, 0))?;
     }
+    // The process is in the container's cgroup by now (born there, or placed before GO).
+    if let Some(cpus) = &p.final_cpus {
+        sys::sched_setaffinity(cpus).map_err(os(Step::CpuAffinity, 0))?;
+    }
     change_dir(p)?;
     let exec_index = find_executable(p)?;
     for (i, label) in p.exec_labels.iter().enumerate() {
-        write_exec_label(label, i)?;
+        write_label(label, Step::Lsm, i)?;
     }
     let mut notify_fd = None;
     if load_seccomp_early(p) {
@@ -646,11 +664,12 @@ fn prepare_process(p: &ProcessPlan) -> R<(usize, Option<OwnedFd>)> {
     Ok((exec_index, notify_fd))
 }
 
-/// Writes an AppArmor profile or SELinux label for the next execve into our own
-/// `attr/exec`, through a descriptor checked to be on procfs (a container could have
-/// mounted something else over /proc). `index` is the label's, for the failure report.
-fn write_exec_label(label: &super::lsm::ExecLabel, index: usize) -> R<()> {
-    let no_procfs = os(Step::Lsm, index | super::lsm::NO_ATTR_FILE);
+/// Writes an AppArmor profile or SELinux label into one of our own procfs `attr` files
+/// (`exec` for the next execve, `keycreate` for new keys), through a descriptor checked
+/// to be on procfs (a container could have mounted something else over /proc). `step`
+/// and `index` say which label failed, for the failure report.
+fn write_label(label: &super::lsm::ExecLabel, step: Step, index: usize) -> R<()> {
+    let no_procfs = os(step, index | super::lsm::NO_ATTR_FILE);
     for file in label.files {
         let fd = match sys::openat2(
             libc::AT_FDCWD,
@@ -661,11 +680,10 @@ fn write_exec_label(label: &super::lsm::ExecLabel, index: usize) -> R<()> {
         ) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(os(Step::Lsm, index)(e)),
+            Err(e) => return Err(os(step, index)(e)),
         };
         rootfs::check_procfs(fd.as_raw_fd()).map_err(&no_procfs)?;
-        return sys::write_all(fd.as_raw_fd(), label.value.to_bytes())
-            .map_err(os(Step::Lsm, index));
+        return sys::write_all(fd.as_raw_fd(), label.value.to_bytes()).map_err(os(step, index));
     }
     Err(no_procfs(io::Error::from_raw_os_error(libc::ENOENT)))
 }
@@ -909,7 +927,10 @@ fn exec_in_container(plan: &ExecPlan, fds: &ExecFds) -> R<()> {
     expect(fds.sync, msg::GO)?;
     join_container_namespaces(plan.join_flags, fds)?;
     enter_root(fds.root)?;
-    join_session_keyring(plan.session_keyring.as_deref())?;
+    join_session_keyring(
+        plan.session_keyring.as_deref(),
+        plan.process.key_label.as_ref(),
+    )?;
     let console = if plan.process.terminal {
         Some(open_exec_console(&plan.process, fds.console_socket)?)
     } else {
@@ -1029,6 +1050,7 @@ pub fn describe_process_step(p: &ProcessPlan, step: Step, i: usize, err: std::io
         Step::IoPriority => format!("setting io priority: {err}"),
         Step::Scheduler => format!("setting the scheduler (sched_setattr): {err}"),
         Step::MemoryPolicy => format!("setting the memory policy (set_mempolicy): {err}"),
+        Step::CpuAffinity => format!("setting execCPUAffinity.final (sched_setaffinity): {err}"),
         Step::Cwd => format!("changing to cwd {}: {err}", p.cwd.display),
         Step::CwdEscape => format!("cwd {} is outside the container's root", p.cwd.display),
         Step::Umask => format!("setting umask: {err}"),
@@ -1046,6 +1068,14 @@ pub fn describe_process_step(p: &ProcessPlan, step: Step, i: usize, err: std::io
         Step::Lsm => {
             super::lsm::describe_failure(&p.exec_labels, i, err.raw_os_error().unwrap_or(0))
         }
+        Step::KeyLabel => format!(
+            "session keyring: {}",
+            super::lsm::describe_failure(
+                p.key_label.as_slice(),
+                i,
+                err.raw_os_error().unwrap_or(0)
+            )
+        ),
         other => format!("{other:?} (item {i}): {err}"),
     }
 }
@@ -1062,11 +1092,11 @@ mod tests {
 
     #[test]
     fn every_step_decodes() {
-        for v in 1..=48 {
+        for v in 1..=50 {
             let step = Step::from_u32(v).expect("step");
             assert_eq!(step as u32, v);
         }
         assert!(Step::from_u32(0).is_none());
-        assert!(Step::from_u32(49).is_none());
+        assert!(Step::from_u32(51).is_none());
     }
 }

@@ -89,6 +89,22 @@ pub fn exec_labels(process: &oci_spec::runtime::Process) -> Result<Vec<ExecLabel
     Ok(labels)
 }
 
+/// The SELinux context for the session keyring the process creates or joins, written to
+/// `attr/keycreate` before (as runc does): the process's own label, so its keys are not
+/// labelled with the runtime's context. None without SELinux or a label.
+pub fn key_label(process: &oci_spec::runtime::Process) -> Result<Option<ExecLabel>> {
+    let label = process.selinux_label().as_deref().filter(|l| !l.is_empty());
+    match label {
+        Some(label) if selinux_enabled() => Ok(Some(ExecLabel {
+            lsm: Lsm::SELinux,
+            files: &[c"/proc/thread-self/attr/keycreate"],
+            value: cstring(label.as_bytes())?,
+            name: label.to_string(),
+        })),
+        _ => Ok(None),
+    }
+}
+
 /// The init's or exec'd process's failure to apply `labels[index]` as a sentence. The
 /// kernel's errno alone misleads: AppArmor says ENOENT for a profile it has not loaded,
 /// SELinux EINVAL for a label its policy does not know.

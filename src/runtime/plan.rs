@@ -207,10 +207,15 @@ pub struct ProcessPlan {
     pub scheduler: Option<sys::SchedAttr>,
     /// linux.memoryPolicy, for set_mempolicy (the init's and every exec's).
     pub mem_policy: Option<super::sched::MemPolicy>,
+    /// execCPUAffinity.final, the exec'd process's CPUs once in the container's cgroup
+    /// (never the init's: the spec leaves it out).
+    pub final_cpus: Option<Vec<u8>>,
     /// The compiled linux.seccomp filter, loaded as late as the process allows.
     pub seccomp: Option<berth_seccomp::Filter>,
     /// AppArmor profile / SELinux label taken at execve (only those the host applies).
     pub exec_labels: Vec<super::lsm::ExecLabel>,
+    /// The SELinux label of the session keyring (`attr/keycreate`), set before joining it.
+    pub key_label: Option<super::lsm::ExecLabel>,
 }
 
 /// A namespace joined by path: the fd is opened by the parent before the clone.
@@ -272,6 +277,9 @@ pub struct ExecPlan {
     pub join_flags: libc::c_int,
     /// The container's session keyring (`_ses.ID`), joined like runc does for exec.
     pub session_keyring: Option<CString>,
+    /// execCPUAffinity.initial: where berth itself runs from before the clone until the
+    /// child is in the container's cgroup (the child inherits it).
+    pub initial_cpus: Option<Vec<u8>>,
 }
 
 /// Options of `create` that shape the plan.
@@ -1066,8 +1074,10 @@ pub fn plan_process_spec(
         io_priority,
         scheduler,
         mem_policy: None,
+        final_cpus: None,
         seccomp: None,
         exec_labels: super::lsm::exec_labels(process)?,
+        key_label: super::lsm::key_label(process)?,
     })
 }
 

@@ -1,6 +1,7 @@
-//! How the kernel runs the container's processes: `process.scheduler` (sched_setattr(2))
-//! and `linux.memoryPolicy` (set_mempolicy(2)), turned into the syscalls' arguments
-//! before the clone so the init only makes the calls.
+//! How the kernel runs the container's processes: `process.scheduler` (sched_setattr(2)),
+//! `linux.memoryPolicy` (set_mempolicy(2)) and an exec's `process.execCPUAffinity`
+//! (sched_setaffinity(2)), turned into the syscalls' arguments before the clone so the
+//! init only makes the calls.
 
 use oci_spec::runtime::{
     LinuxMemoryPolicy, LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType,
@@ -15,6 +16,22 @@ const SCHED_ATTR_SIZE: u32 = 56;
 /// The highest NUMA node a memory policy may name (the kernel's MAX_NUMNODES is 1024
 /// on x86-64 distribution kernels).
 const MAX_NODES: u32 = 1024;
+
+/// The highest CPU a CPU list may name (the kernel's NR_CPUS on x86-64 distribution
+/// kernels).
+const MAX_CPUS: u32 = 8192;
+/// sched_setaffinity's mask is at least this long (1024 CPUs, glibc's cpu_set_t), so a
+/// short list still covers every CPU the kernel has.
+const MIN_AFFINITY_BYTES: usize = 128;
+
+/// A CPU list ("0-3,7") as sched_setaffinity's mask.
+pub fn cpu_mask(list: &str) -> Option<Vec<u8>> {
+    let mut mask = berth_cgroups::convert::list_bitmask(list, MAX_CPUS)?;
+    if mask.len() < MIN_AFFINITY_BYTES {
+        mask.resize(MIN_AFFINITY_BYTES, 0);
+    }
+    Some(mask)
+}
 
 /// The memory policy modes and flags berth applies (`berth features`).
 pub const MEMORY_POLICY_MODES: [&str; 7] = [
@@ -342,6 +359,15 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(preferred.mode, 1);
+    }
+
+    #[test]
+    fn cpu_lists_become_affinity_masks() {
+        let mask = cpu_mask("0,2-3").unwrap();
+        assert_eq!(mask.len(), MIN_AFFINITY_BYTES);
+        assert_eq!(mask[0], 0b1101);
+        assert_eq!(cpu_mask("9000"), None);
+        assert_eq!(cpu_mask("1-x"), None);
     }
 
     #[test]

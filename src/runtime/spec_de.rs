@@ -10,15 +10,15 @@
 //! [`RawProcess`]) whose fields are the `oci_spec` types, then assembled with the
 //! setters: `oci_spec::runtime::Process`'s own `Deserialize` checks `execCPUAffinity`
 //! with the `regex` crate, which alone was 600 KiB of berth's text and of every
-//! container start's resident memory. berth does not implement `execCPUAffinity` yet, so
-//! its mirror only records that it was given and [`RawProcess::into_process`] refuses it.
+//! container start's resident memory; berth's mirror checks the CPU lists itself.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Hooks, Linux, LinuxCapabilities, LinuxIOPriority, LinuxIdMapping, LinuxSchedulerPolicy, Mount,
-    PosixRlimit, Process, Root, Scheduler, Solaris, Spec, User, Windows, VM, ZOS,
+    ExecCPUAffinity, Hooks, Linux, LinuxCapabilities, LinuxIOPriority, LinuxIdMapping,
+    LinuxSchedulerPolicy, Mount, PosixRlimit, Process, Root, Scheduler, Solaris, Spec, User,
+    Windows, VM, ZOS,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -114,7 +114,7 @@ impl RawSpec {
     }
 }
 
-/// `oci_spec::runtime::Process`, field for field, `execCPUAffinity` kept unparsed.
+/// `oci_spec::runtime::Process`, field for field.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawProcess {
@@ -147,14 +147,15 @@ struct RawProcess {
     #[serde(default)]
     scheduler: Option<RawScheduler>,
     #[serde(default, rename = "execCPUAffinity")]
-    exec_cpu_affinity: Option<serde::de::IgnoredAny>,
+    exec_cpu_affinity: Option<RawExecCpuAffinity>,
 }
 
 impl RawProcess {
     fn into_process(self) -> Result<Process, String> {
-        if self.exec_cpu_affinity.is_some() {
-            return Err("execCPUAffinity: berth does not implement it yet".into());
-        }
+        let exec_cpu_affinity = self
+            .exec_cpu_affinity
+            .map(RawExecCpuAffinity::into_affinity)
+            .transpose()?;
         // Process::default() fills in a sample shell: every field is overwritten below.
         let mut p = Process::default();
         p.set_terminal(self.terminal)
@@ -176,8 +177,38 @@ impl RawProcess {
                     .map(RawScheduler::into_scheduler)
                     .transpose()?,
             )
-            .set_exec_cpu_affinity(None);
+            .set_exec_cpu_affinity(exec_cpu_affinity);
         Ok(p)
+    }
+}
+
+/// `oci_spec::runtime::ExecCPUAffinity`, its CPU lists checked here (oci-spec checks
+/// them with a regex).
+#[derive(Deserialize)]
+struct RawExecCpuAffinity {
+    #[serde(default)]
+    initial: Option<String>,
+    #[serde(default, rename = "final")]
+    final_cpus: Option<String>,
+}
+
+impl RawExecCpuAffinity {
+    fn into_affinity(self) -> Result<ExecCPUAffinity, String> {
+        let checked = |field: &str, list: Option<String>| match list {
+            Some(l) if !l.trim().is_empty() => match super::sched::cpu_mask(&l) {
+                Some(_) => Ok(Some(l)),
+                None => Err(format!(
+                    "execCPUAffinity.{field}: {l:?} is not a list of CPU numbers"
+                )),
+            },
+            // Empty means "not given" (runtime-spec config.md).
+            _ => Ok(None),
+        };
+        let mut affinity = ExecCPUAffinity::default();
+        affinity
+            .set_initial(checked("initial", self.initial)?)
+            .set_cpu_affinity_final(checked("final", self.final_cpus)?);
+        Ok(affinity)
     }
 }
 
@@ -209,7 +240,7 @@ impl RawScheduler {
                     .iter()
                     .map(|n| {
                         super::sched::scheduler_flag(n)
-                            .ok_or_else(|| format!("process.scheduler.flags: unknown flag {n:?}"))
+                            .ok_or_else(|| format!("scheduler.flags: unknown flag {n:?}"))
                     })
                     .collect::<Result<Vec<_>, String>>()
             })
@@ -291,11 +322,20 @@ mod tests {
     }
 
     #[test]
-    fn exec_cpu_affinity_is_refused_by_name() {
+    fn exec_cpu_affinity_lists_are_checked() {
         let mut v = minimal();
-        v["process"]["execCPUAffinity"] = json!({"initial": "0-1"});
-        let err = spec_from_value(v).expect_err("unsupported");
-        assert!(err.starts_with("process.execCPUAffinity:"), "{err}");
+        v["process"]["execCPUAffinity"] = json!({"initial": "0-1", "final": "1"});
+        let spec = spec_from_value(v.clone()).expect("valid lists");
+        let affinity = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.exec_cpu_affinity().clone())
+            .expect("kept");
+        assert_eq!(affinity.initial().as_deref(), Some("0-1"));
+        assert_eq!(affinity.cpu_affinity_final().as_deref(), Some("1"));
+        v["process"]["execCPUAffinity"] = json!({"final": "1-x"});
+        let err = spec_from_value(v).expect_err("bad list");
+        assert!(err.starts_with("process.execCPUAffinity.final:"), "{err}");
     }
 
     #[test]

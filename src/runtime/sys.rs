@@ -499,3 +499,10 @@ pub fn set_mempolicy(
     // bits (the kernel reads that many).
     check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, mask, maxnode) }).map(drop)
 }
+
+/// sched_setaffinity(2) for the calling thread; `mask` is a CPU bitmask.
+pub fn sched_setaffinity(mask: &[u8]) -> io::Result<()> {
+    // SAFETY: the kernel reads `mask.len()` bytes from `mask`; pid 0 is the calling thread.
+    check(unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, mask.len(), mask.as_ptr()) })
+        .map(drop)
+}

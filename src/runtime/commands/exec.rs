@@ -101,7 +101,10 @@ fn exec_plan(saved: &Saved, opts: &ExecOptions) -> Result<ExecPlan> {
     // memory policy.
     process_plan.seccomp = plan::compile_seccomp(&saved.config)?;
     process_plan.mem_policy = plan::plan_mem_policy(&saved.config)?;
+    let affinity = process.exec_cpu_affinity().clone().unwrap_or_default();
+    process_plan.final_cpus = affinity_mask(affinity.cpu_affinity_final().as_deref())?;
     Ok(ExecPlan {
+        initial_cpus: affinity_mask(affinity.initial().as_deref())?,
         process: process_plan,
         join_flags: 0,
         session_keyring: if saved.no_new_keyring {
@@ -110,6 +113,15 @@ fn exec_plan(saved: &Saved, opts: &ExecOptions) -> Result<ExecPlan> {
             Some(plan::cstring(format!("_ses.{}", saved.id).as_bytes())?)
         },
     })
+}
+
+/// An execCPUAffinity list as a mask (checked when the config was read).
+fn affinity_mask(list: Option<&str>) -> Result<Option<Vec<u8>>> {
+    list.map(|l| {
+        crate::runtime::sched::cpu_mask(l)
+            .ok_or_else(|| Error::Config(format!("execCPUAffinity: {l:?} is not a CPU list")))
+    })
+    .transpose()
 }
 
 /// Blocks the signals a foreground exec forwards (before the clone, so none is lost; the
@@ -208,7 +220,7 @@ fn load_process(path: &Path) -> Result<Process> {
 
 /// What a process JSON leaves out comes from the container, as in runc: capabilities,
 /// rlimits, AppArmor profile, SELinux label, and (berth: only when the field is absent,
-/// not when it is false) no_new_privs.
+/// not when it is false) no_new_privs and execCPUAffinity.
 fn inherit_defaults(mut p: Process, container: &Process) -> Process {
     if p.capabilities().is_none() {
         p.set_capabilities(container.capabilities().clone());
@@ -224,6 +236,9 @@ fn inherit_defaults(mut p: Process, container: &Process) -> Process {
     }
     if p.no_new_privileges().is_none() {
         p.set_no_new_privileges(container.no_new_privileges());
+    }
+    if p.exec_cpu_affinity().is_none() {
+        p.set_exec_cpu_affinity(container.exec_cpu_affinity().clone());
     }
     p
 }
@@ -632,6 +647,9 @@ fn spawn(
     };
     // Born in a frozen cgroup, the child could not close its copy of the container lock.
     let mut into = if paused { None } else { targets.clone_into() };
+    if let Some(cpus) = &plan.initial_cpus {
+        sys::sched_setaffinity(cpus).ctx(|| "setting execCPUAffinity.initial")?;
+    }
     // The child is born in the container's pid namespace: born not dumpable, its
     // /proc/PID/exe (berth) and /proc/PID/fd are never reachable from the container.
     let was_dumpable = exe_guard::dumpable();
