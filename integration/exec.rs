@@ -928,8 +928,8 @@ fn cpus_allowed(pid: &str) -> String {
 }
 
 /// process.execCPUAffinity: `final` is where an exec'd process runs once in the container's
-/// cgroup, `initial` only where berth runs while setting it up; the init is left alone (the
-/// spec excludes it). A process file without the field inherits the container's; one with its
+/// cgroup, `initial` only where berth runs while setting it up (without `final` the process
+/// gets the container's CPUs); the init is left alone (the spec excludes it). A process file without the field inherits the container's; one with its
 /// own uses that.
 #[test]
 fn exec_cpu_affinity_final_applies_to_exec_only() {
@@ -961,6 +961,14 @@ fn exec_cpu_affinity_final_applies_to_exec_only() {
     assert!(
         own.trim().ends_with("\t0"),
         "exec --process, its own: {own}"
+    );
+    // `initial` alone: the process ends up on the container's CPUs, not on `initial`'s.
+    process["execCPUAffinity"] = json!({"initial": "0"});
+    fs::write(&path, process.to_string()).expect("write process.json");
+    let initial_only = sb.rt(&["exec", "--process", file, &id]).ok().stdout;
+    assert!(
+        initial_only.trim().ends_with(&format!("\t{ours}")),
+        "exec --process with initial only: {initial_only}"
     );
     sb.rt(&["delete", "--force", &id]).ok();
 }

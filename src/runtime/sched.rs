@@ -33,6 +33,11 @@ pub fn cpu_mask(list: &str) -> Option<Vec<u8>> {
     Some(mask)
 }
 
+/// Every CPU the kernel can have, as an affinity mask.
+pub fn all_cpus() -> Vec<u8> {
+    vec![0xff; usize::try_from(MAX_CPUS / 8).unwrap_or(MIN_AFFINITY_BYTES)]
+}
+
 /// The memory policy modes and flags berth applies (`berth features`).
 pub const MEMORY_POLICY_MODES: [&str; 7] = [
     "MPOL_DEFAULT",
@@ -367,6 +372,7 @@ mod tests {
         assert_eq!(mask.len(), MIN_AFFINITY_BYTES);
         assert_eq!(mask[0], 0b1101);
         assert_eq!(cpu_mask("9000"), None);
+        assert_eq!(all_cpus().len() * 8, MAX_CPUS as usize);
         assert_eq!(cpu_mask("1-x"), None);
     }
 

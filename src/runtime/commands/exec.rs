@@ -102,9 +102,16 @@ fn exec_plan(saved: &Saved, opts: &ExecOptions) -> Result<ExecPlan> {
     process_plan.seccomp = plan::compile_seccomp(&saved.config)?;
     process_plan.mem_policy = plan::plan_mem_policy(&saved.config)?;
     let affinity = process.exec_cpu_affinity().clone().unwrap_or_default();
-    process_plan.final_cpus = affinity_mask(affinity.cpu_affinity_final().as_deref())?;
+    let initial_cpus = affinity_mask(affinity.initial().as_deref())?;
+    process_plan.final_cpus = match affinity_mask(affinity.cpu_affinity_final().as_deref())? {
+        Some(cpus) => Some(cpus),
+        // Without `final` the process gets the container's default CPUs, not the
+        // `initial` it inherited: every CPU, which the kernel narrows to the cgroup's cpuset.
+        None if initial_cpus.is_some() => Some(crate::runtime::sched::all_cpus()),
+        None => None,
+    };
     Ok(ExecPlan {
-        initial_cpus: affinity_mask(affinity.initial().as_deref())?,
+        initial_cpus,
         process: process_plan,
         join_flags: 0,
         session_keyring: if saved.no_new_keyring {
