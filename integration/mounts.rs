@@ -411,3 +411,126 @@ fn domainname_is_set() {
         assert_eq!(out.trim(), "berth.example");
     });
 }
+
+/// A bind source holding a file owned by root and one owned by uid/gid 1000, and a tmpfs
+/// submount with a root-owned file (the sandbox unmounts it on drop).
+fn owned_files_source(sb: &mut Sandbox, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::chown;
+    let src = sb.scratch(name);
+    fs::write(src.join("root-file"), "").unwrap();
+    fs::write(src.join("u1000"), "").unwrap();
+    chown(src.join("u1000"), Some(1000), Some(1000)).unwrap();
+    let sub = src.join("sub");
+    fs::create_dir(&sub).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("mount a tmpfs submount");
+    fs::write(sub.join("sub-file"), "").unwrap();
+    src
+}
+
+fn mapping(container: u32, host: u32, size: u32) -> serde_json::Value {
+    json!([{"containerID": container, "hostID": host, "size": size}])
+}
+
+/// `stat -c '%u:%g %n'` of the files `owned_files_source` made, as the container sees them.
+const OWNERS: &str = "cd /data && stat -c '%u:%g %n' root-file u1000 sub/sub-file";
+
+/// An idmapped bind (no user namespace): on-disk root shows as the mapping's host id, an id
+/// the mapping leaves out as the overflow id; `idmap` leaves the submount of an rbind as it
+/// is, `ridmap` maps it too. The host's files keep their owners.
+#[test]
+fn idmapped_bind_shows_mapped_owners() {
+    for (option, sub_owner) in [("idmap", "0:0"), ("ridmap", "1000:1000")] {
+        let mut sb = Sandbox::new("idmap");
+        let src = owned_files_source(&mut sb, "idmapsrc");
+        sb.add_mount(json!({
+            "destination": "/data", "type": "bind", "source": src, "options": ["rbind", option],
+            "uidMappings": mapping(0, 1000, 1), "gidMappings": mapping(0, 1000, 1)
+        }));
+        let out = sb.run_script(OWNERS);
+        let owners: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            owners,
+            [
+                "1000:1000 root-file",
+                "65534:65534 u1000",
+                &format!("{sub_owner} sub/sub-file")
+            ],
+            "{option}"
+        );
+        use std::os::unix::fs::MetadataExt;
+        let host = fs::metadata(src.join("root-file")).unwrap();
+        assert_eq!(
+            (host.uid(), host.gid()),
+            (0, 0),
+            "the host's file is untouched"
+        );
+    }
+}
+
+/// The Kubernetes user-namespace case: a container in its own user namespace (0 is host
+/// 100000) with a volume idmapped the same way sees the volume's owners as they are on disk,
+/// and what its root creates is owned by root on disk.
+#[test]
+fn idmapped_bind_in_a_user_namespace_keeps_owners() {
+    let mut sb = Sandbox::new("idmapuserns");
+    let src = owned_files_source(&mut sb, "idmapnssrc");
+    if let Some(ns) = sb.config["linux"]["namespaces"].as_array_mut() {
+        ns.push(json!({"type": "user"}));
+    }
+    sb.config["linux"]["uidMappings"] = mapping(0, 100000, 65536);
+    sb.config["linux"]["gidMappings"] = mapping(0, 100000, 65536);
+    // A cgroup filesystem cannot be mounted from an unprivileged user namespace.
+    if let Some(mounts) = sb.config["mounts"].as_array_mut() {
+        mounts.retain(|m| m["type"] != json!("cgroup"));
+    }
+    // The rootfs is host root's: the namespace's root may not make the mount point.
+    fs::create_dir(sb.rootfs.join("data")).unwrap();
+    sb.add_mount(json!({
+        "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ridmap"],
+        "uidMappings": mapping(0, 100000, 65536), "gidMappings": mapping(0, 100000, 65536)
+    }));
+    let out = sb.run_script(&format!("{OWNERS}; touch /data/made-inside"));
+    let owners: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        owners,
+        ["0:0 root-file", "1000:1000 u1000", "0:0 sub/sub-file"]
+    );
+    use std::os::unix::fs::MetadataExt;
+    let made = fs::metadata(src.join("made-inside")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (0, 0), "owner on disk");
+}
+
+/// Mappings without idmap's conditions: a one-line error and nothing left behind.
+#[test]
+fn bad_idmapped_mounts_fail_cleanly() {
+    let map = mapping(0, 1000, 1);
+    let cases = [
+        (
+            json!({"destination": "/data", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}),
+            "uidMappings",
+        ),
+        (
+            json!({"destination": "/data", "type": "bind", "source": "/tmp", "options": ["bind"], "uidMappings": map}),
+            "go together",
+        ),
+        (
+            json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "uidMappings": map, "gidMappings": map}),
+            "bind mounts",
+        ),
+    ];
+    for (mount, needle) in cases {
+        let mut sb = Sandbox::new("idmapbad");
+        sb.add_mount(mount);
+        sb.set_script("true");
+        let id = sb.new_id("idmapbad");
+        sb.run(&id, &[]).one_line_error(&[needle]);
+        sb.assert_nothing_left(&id);
+    }
+}

@@ -36,6 +36,7 @@ fn check_pipeline(bytes: &[u8]) -> Result<(), String> {
         no_pivot: false,
         preserve_fds: 0,
         cgroups: &[],
+        mount_mappings: &[],
         bundle: Path::new("/nonexistent-berth-fuzz-bundle"),
     };
     plan::build(&spec, Path::new("/nonexistent-berth-fuzz-rootfs"), &opts)

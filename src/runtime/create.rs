@@ -46,7 +46,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     check_preserved_fds(opts.preserve_fds)?;
     let bundle =
         std::fs::canonicalize(&opts.bundle).ctx(|| format!("bundle {}", opts.bundle.display()))?;
-    let spec = spec::load(&bundle)?;
+    let config = spec::load(&bundle)?;
+    let spec = config.spec;
     spec::validate(&spec)?;
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
     let cgroup = resolve_cgroup(&spec, opts)?;
@@ -61,8 +62,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             preserve_fds: opts.preserve_fds,
             cgroups: &cgroup_views,
             bundle: &bundle,
+            mount_mappings: &config.mount_mappings,
         },
     )?;
+    let mut plan = plan;
+    super::idmap::prepare_idmapped_mounts(&mut plan.mounts)?;
     let console = console_channel(opts, plan.process.terminal)?;
     let join_fds = open_join_fds(&plan)?;
 

@@ -6,6 +6,7 @@ pub mod create;
 pub mod error;
 pub mod exe_guard;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod log;
 pub mod lsm;

@@ -76,8 +76,17 @@ fn cstr_of(s: &str) -> Result<CString> {
 /// How a mount's filesystem is made.
 #[derive(Debug)]
 pub enum MountSource {
-    /// `open_tree(source, OPEN_TREE_CLONE [| AT_RECURSIVE])`.
-    Bind { source: CString, recursive: bool },
+    /// `open_tree(source, OPEN_TREE_CLONE [| AT_RECURSIVE])`, idmapped when the mount has
+    /// uid/gid mappings (create prepares those: see [`MountSource::Prepared`]).
+    Bind {
+        source: CString,
+        recursive: bool,
+        idmap: Option<IdMap>,
+    },
+    /// A detached mount berth made before the clone, attributes set, for the init to
+    /// attach: idmapped binds (MOUNT_ATTR_IDMAP needs privileges over the filesystem that
+    /// an init inside a user namespace does not have).
+    Prepared(std::os::fd::OwnedFd),
     /// `fsopen(fstype)` + `fsconfig` options + `fsmount`.
     New {
         fstype: CString,
@@ -86,6 +95,15 @@ pub enum MountSource {
     },
     /// No new mount: change the attributes of what is mounted at the destination.
     Reattr,
+}
+
+/// An idmapped bind mount's mappings (`mounts[].uidMappings`/`gidMappings`), in
+/// /proc/PID/uid_map's format, and whether `ridmap` maps every mount of an rbind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMap {
+    pub uid_map: String,
+    pub gid_map: String,
+    pub recursive: bool,
 }
 
 #[derive(Debug)]
@@ -293,6 +311,8 @@ pub struct PlanOptions<'a> {
     pub cgroups: &'a [HierarchyView<'a>],
     /// Relative bind sources are relative to the bundle (config.md).
     pub bundle: &'a Path,
+    /// Each mount's uid/gid mappings (idmapped mounts), by mount index.
+    pub mount_mappings: &'a [super::spec_de::MountMappings],
 }
 
 pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan> {
@@ -353,8 +373,17 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
 
     let mounts_spec = spec.mounts().clone().unwrap_or_default();
     let mut mounts = Vec::new();
-    for m in &mounts_spec {
-        plan_mount(m, &namespaces, opts.cgroups, opts.bundle, &mut mounts)?;
+    let no_mappings = super::spec_de::MountMappings::default();
+    for (i, m) in mounts_spec.iter().enumerate() {
+        let mappings = opts.mount_mappings.get(i).unwrap_or(&no_mappings);
+        plan_mount(
+            m,
+            mappings,
+            &namespaces,
+            opts.cgroups,
+            opts.bundle,
+            &mut mounts,
+        )?;
     }
     if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
         if super::lsm::selinux_enabled() {
@@ -571,8 +600,51 @@ fn ignored_option(opt: &str) -> bool {
     ) || opt.starts_with("x-")
 }
 
+/// The mount's uidMappings/gidMappings (both or neither, runtime-spec config.md), with
+/// `idmap` or `ridmap` (only those with the mappings); the maps in uid_map's format.
+fn plan_idmap(
+    m: &Mount,
+    mappings: &super::spec_de::MountMappings,
+    options: &[String],
+) -> Result<Option<IdMap>> {
+    let dest = m.destination().display();
+    let recursive = options.iter().any(|o| o == "ridmap");
+    let asked = recursive || options.iter().any(|o| o == "idmap");
+    let maps = match (&mappings.uid, &mappings.gid) {
+        (None, None) if asked => {
+            return Err(Error::Config(format!(
+                "mount {dest}: idmap/ridmap needs uidMappings and gidMappings"
+            )))
+        }
+        (None, None) => return Ok(None),
+        (Some(uids), Some(gids)) => (uids, gids),
+        _ => {
+            return Err(Error::Config(format!(
+                "mount {dest}: uidMappings and gidMappings go together"
+            )))
+        }
+    };
+    let text = |what: &str, maps: &[oci_spec::runtime::LinuxIdMapping]| -> Result<String> {
+        if maps.is_empty() || maps.iter().any(|m| m.size() == 0) {
+            return Err(Error::Config(format!(
+                "mount {dest}: {what} needs at least one mapping, none of size 0"
+            )));
+        }
+        Ok(maps
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect())
+    };
+    Ok(Some(IdMap {
+        uid_map: text("uidMappings", maps.0)?,
+        gid_map: text("gidMappings", maps.1)?,
+        recursive,
+    }))
+}
+
 fn plan_mount(
     m: &Mount,
+    mappings: &super::spec_de::MountMappings,
     namespaces: &[oci_spec::runtime::LinuxNamespace],
     cgroups: &[HierarchyView<'_>],
     bundle: &Path,
@@ -612,6 +684,8 @@ fn plan_mount(
             step.propagation_recursive = rec;
         } else if opt == "tmpcopyup" {
             step.tmpcopyup = true;
+        } else if opt == "idmap" || opt == "ridmap" {
+            // Read below with the mappings.
         } else if ignored_option(opt) {
         } else {
             let (k, v) = match opt.split_once('=') {
@@ -650,9 +724,16 @@ fn plan_mount(
         step.source = MountSource::Bind {
             source: cstr_of(&source)?,
             recursive,
+            idmap: plan_idmap(m, mappings, &options)?,
         };
         out.push(step);
         return Ok(());
+    }
+    if plan_idmap(m, mappings, &options)?.is_some() {
+        return Err(Error::Config(format!(
+            "mount {}: uid/gid mappings are only supported on bind mounts",
+            m.destination().display()
+        )));
     }
     if fstype == "cgroup" || fstype == "cgroup2" {
         return plan_cgroup_mount(step, namespaces, cgroups, out);
@@ -733,6 +814,7 @@ fn plan_cgroup_mount(
             Ok(MountSource::Bind {
                 source: cstr_of(&view.dir.display().to_string())?,
                 recursive: false,
+                idmap: None,
             })
         }
     };
@@ -1261,7 +1343,7 @@ mod tests {
                 "destination": dest, "type": fstype, "source": fstype
             }))
             .expect("mount");
-            plan_mount(&m, &[], &[], Path::new("/"), &mut out).expect("plan");
+            plan_mount(&m, &Default::default(), &[], &[], Path::new("/"), &mut out).expect("plan");
         }
         let label = "system_u:object_r:container_file_t:s0:c1,c2";
         apply_mount_label(&mut out, label).expect("label");
@@ -1282,6 +1364,75 @@ mod tests {
         assert_eq!((context(&out[2]), &out[2].root_label), (None, &None));
     }
 
+    fn idmap_of(mount: serde_json::Value) -> Result<Option<IdMap>> {
+        let m: Mount = serde_json::from_value(mount.clone()).expect("mount");
+        let mappings: super::super::spec_de::MountMappings =
+            serde_json::from_value(mount).expect("mappings");
+        let mut out = Vec::new();
+        plan_mount(&m, &mappings, &[], &[], Path::new("/"), &mut out)?;
+        Ok(match &out[0].source {
+            MountSource::Bind { idmap, .. } => idmap.clone(),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn idmapped_binds_carry_their_maps() {
+        let map = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        let two = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1},
+                                     {"containerID": 1, "hostID": 2000, "size": 5}]);
+        let idmap = idmap_of(serde_json::json!({
+            "destination": "/data", "source": "/tmp", "options": ["rbind", "ridmap"],
+            "uidMappings": map, "gidMappings": two
+        }))
+        .expect("plan");
+        assert_eq!(
+            idmap,
+            Some(IdMap {
+                uid_map: "0 1000 10\n".into(),
+                gid_map: "0 1000 1\n1 2000 5\n".into(),
+                recursive: true
+            })
+        );
+        // The mappings alone make the mount idmapped (not recursively).
+        let plain = idmap_of(serde_json::json!({
+            "destination": "/data", "source": "/tmp", "options": ["bind"],
+            "uidMappings": map, "gidMappings": map
+        }))
+        .expect("plan");
+        assert_eq!(plain.map(|m| m.recursive), Some(false));
+        let none = idmap_of(
+            serde_json::json!({"destination": "/data", "source": "/tmp", "options": ["bind"]}),
+        );
+        assert_eq!(none.expect("plan"), None);
+    }
+
+    #[test]
+    fn idmapped_mounts_are_checked() {
+        let map = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        for (mount, needle) in [
+            (
+                serde_json::json!({"destination": "/d", "source": "/tmp", "options": ["bind", "idmap"]}),
+                "needs uidMappings",
+            ),
+            (
+                serde_json::json!({"destination": "/d", "source": "/tmp", "options": ["bind"], "uidMappings": map}),
+                "go together",
+            ),
+            (
+                serde_json::json!({"destination": "/d", "source": "/tmp", "options": ["bind"], "uidMappings": [], "gidMappings": map}),
+                "at least one",
+            ),
+            (
+                serde_json::json!({"destination": "/d", "type": "tmpfs", "source": "tmpfs", "uidMappings": map, "gidMappings": map}),
+                "only supported on bind",
+            ),
+        ] {
+            let err = idmap_of(mount.clone()).expect_err("refused").to_string();
+            assert!(err.contains(needle), "{mount}: {err}");
+        }
+    }
+
     #[test]
     fn mount_options_split_into_attrs_propagation_and_data() {
         let m: Mount = serde_json::from_value(serde_json::json!({
@@ -1290,7 +1441,7 @@ mod tests {
         }))
         .expect("mount");
         let mut out = Vec::new();
-        plan_mount(&m, &[], &[], Path::new("/"), &mut out).expect("plan");
+        plan_mount(&m, &Default::default(), &[], &[], Path::new("/"), &mut out).expect("plan");
         let step = &out[0];
         assert_eq!(
             step.attr.attr_set,

@@ -149,19 +149,14 @@ pub fn prepare_root(plan: &InitPlan) -> R<OwnedFd> {
 /// Makes the detached mount for one step.
 fn make_tree(step: &MountStep, index: usize) -> R<OwnedFd> {
     match &step.source {
-        MountSource::Bind { source, recursive } => {
+        MountSource::Bind {
+            source, recursive, ..
+        } => {
             let src = sys::openat2(libc::AT_FDCWD, source, libc::O_PATH, 0, 0)
                 .map_err(os(Step::MountSource, index))?;
             let tree =
                 sys::clone_tree(src.as_raw_fd(), *recursive).map_err(os(Step::Mount, index))?;
-            if step.attr != MountAttr::default() {
-                sys::mount_setattr(tree.as_raw_fd(), false, &step.attr)
-                    .map_err(os(Step::MountAttr, index))?;
-            }
-            if step.recursive_attr != MountAttr::default() {
-                sys::mount_setattr(tree.as_raw_fd(), true, &step.recursive_attr)
-                    .map_err(os(Step::MountAttr, index))?;
-            }
+            set_tree_attrs(tree.as_raw_fd(), step).map_err(os(Step::MountAttr, index))?;
             Ok(tree)
         }
         MountSource::New {
@@ -190,8 +185,19 @@ fn make_tree(step: &MountStep, index: usize) -> R<OwnedFd> {
             }
             Ok(tree)
         }
-        MountSource::Reattr => unreachable_reattr(index),
+        MountSource::Reattr | MountSource::Prepared(_) => unreachable_reattr(index),
     }
+}
+
+/// A bind's mount attributes: the step's own, then the recursive ones (`rro`, ...).
+pub fn set_tree_attrs(tree: RawFd, step: &MountStep) -> io::Result<()> {
+    if step.attr != MountAttr::default() {
+        sys::mount_setattr(tree, false, &step.attr)?;
+    }
+    if step.recursive_attr != MountAttr::default() {
+        sys::mount_setattr(tree, true, &step.recursive_attr)?;
+    }
+    Ok(())
 }
 
 fn unreachable_reattr(index: usize) -> R<OwnedFd> {
@@ -215,21 +221,28 @@ pub fn mount_one(root: RawFd, step: &MountStep, index: usize) -> R<()> {
     } else {
         None
     };
-    let tree = make_tree(step, index)?;
+    let made;
+    let tree = match &step.source {
+        MountSource::Prepared(tree) => tree.as_raw_fd(),
+        _ => {
+            made = make_tree(step, index)?;
+            made.as_raw_fd()
+        }
+    };
     if let Some(label) = &step.root_label {
-        set_root_label(tree.as_raw_fd(), label).map_err(os(Step::Mount, index))?;
+        set_root_label(tree, label).map_err(os(Step::Mount, index))?;
     }
-    sys::move_mount_fd(tree.as_raw_fd(), dest.as_raw_fd()).map_err(os(Step::Mount, index))?;
+    sys::move_mount_fd(tree, dest.as_raw_fd()).map_err(os(Step::Mount, index))?;
     if step.propagation != 0 {
         let attr = MountAttr {
             propagation: step.propagation,
             ..Default::default()
         };
-        sys::mount_setattr(tree.as_raw_fd(), step.propagation_recursive, &attr)
+        sys::mount_setattr(tree, step.propagation_recursive, &attr)
             .map_err(os(Step::Propagation, index))?;
     }
     if let Some(before) = before {
-        copy_tree(before.as_raw_fd(), tree.as_raw_fd()).map_err(os(Step::TmpCopyUp, index))?;
+        copy_tree(before.as_raw_fd(), tree).map_err(os(Step::TmpCopyUp, index))?;
     }
     Ok(())
 }

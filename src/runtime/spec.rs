@@ -10,18 +10,35 @@ use super::error::{Context, Error, Result};
 use super::spec_de;
 
 /// Reads and parses `BUNDLE/config.json`.
-pub fn load(bundle: &Path) -> Result<Spec> {
+pub fn load(bundle: &Path) -> Result<Config> {
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-    parse(&bytes).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    parse_config(&bytes).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// config.json as berth reads it: the spec, and what oci-spec's types cannot hold.
+pub struct Config {
+    pub spec: Spec,
+    /// Each mount's uidMappings/gidMappings, by index into `spec.mounts`.
+    pub mount_mappings: Vec<spec_de::MountMappings>,
 }
 
 /// Parses config.json bytes into a spec (types checked by serde).
 /// A type error names the field it is in (`process.args: invalid type ...`).
 pub fn parse(bytes: &[u8]) -> std::result::Result<Spec, String> {
+    parse_config(bytes).map(|c| c.spec)
+}
+
+/// [`parse`], keeping the mounts' id mappings too.
+pub fn parse_config(bytes: &[u8]) -> std::result::Result<Config, String> {
     let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     drop_unknown_capabilities(&mut value);
-    spec_de::spec_from_value(value)
+    let mount_mappings = spec_de::mount_mappings_from_value(&value)?;
+    let spec = spec_de::spec_from_value(value)?;
+    Ok(Config {
+        spec,
+        mount_mappings,
+    })
 }
 
 /// config.md: a capability this runtime does not know is logged and SHOULD NOT fail

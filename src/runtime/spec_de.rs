@@ -40,6 +40,30 @@ pub fn spec_from_value(value: serde_json::Value) -> Result<Spec, String> {
     from_value::<RawSpec>(value)?.into_spec()
 }
 
+/// A mount's `uidMappings` and `gidMappings` (runtime-spec 1.2, idmapped mounts), which
+/// oci-spec 0.8's `Mount` has no field for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct MountMappings {
+    #[serde(default, rename = "uidMappings")]
+    pub uid: Option<Vec<LinuxIdMapping>>,
+    #[serde(default, rename = "gidMappings")]
+    pub gid: Option<Vec<LinuxIdMapping>>,
+}
+
+/// Each mount's mappings, in the order of `mounts` (empty without `mounts`).
+pub fn mount_mappings_from_value(value: &serde_json::Value) -> Result<Vec<MountMappings>, String> {
+    let Some(mounts) = value.get("mounts").and_then(|m| m.as_array()) else {
+        return Ok(Vec::new());
+    };
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            from_value::<MountMappings>(m.clone()).map_err(|e| format!("mounts[{i}].{e}"))
+        })
+        .collect()
+}
+
 /// A process document (`exec --process FILE`) as a `Process`.
 pub fn process_from_value(value: serde_json::Value) -> Result<Process, String> {
     from_value::<RawProcess>(value)?.into_process()

@@ -129,6 +129,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "dev",
     "diratime",
     "exec",
+    "idmap",
     "iversion",
     "loud",
     "noatime",
@@ -154,6 +155,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "rdev",
     "rnoexec",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rrelatime",
     "rstrictatime",
@@ -194,7 +196,7 @@ pub fn features() -> serde_json::Value {
             "apparmor": {"enabled": crate::runtime::lsm::apparmor_enabled()},
             "selinux": {"enabled": crate::runtime::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "mountExtensions": {"idmap": {"enabled": true}},
             "memoryPolicy": {
                 "modes": crate::runtime::sched::MEMORY_POLICY_MODES,
                 "flags": crate::runtime::sched::MEMORY_POLICY_FLAGS
