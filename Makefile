@@ -25,7 +25,7 @@ release:
 
 # Packages the tests and the demo need (Debian 12).
 deps:
-	@missing=""; for p in busybox-static runc umoci skopeo docker-registry podman openssl apache2-utils curl; do \
+	@missing=""; for p in busybox-static runc umoci skopeo docker-registry podman openssl apache2-utils curl iproute2; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 

@@ -165,3 +165,128 @@ fn join_namespaces_by_path() {
     first.rt(&["delete", "--force", &owner]).ok();
     first.assert_nothing_left(&owner);
 }
+
+/// A veth pair on the host: `moved` for the container, `peer` left on the host; deleting the
+/// peer on drop removes both wherever the moved end is.
+struct VethPair {
+    moved: String,
+    peer: String,
+}
+
+impl VethPair {
+    fn new(tag: &str) -> VethPair {
+        let n = std::process::id() % 100_000;
+        let pair = VethPair {
+            moved: format!("b{tag}{n}a"),
+            peer: format!("b{tag}{n}b"),
+        };
+        ip(&[
+            "link",
+            "add",
+            &pair.moved,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.peer,
+        ]);
+        pair
+    }
+
+    fn on_host(&self) -> bool {
+        std::path::Path::new(&format!("/sys/class/net/{}", self.moved)).exists()
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.peer])
+            .output();
+    }
+}
+
+#[track_caller]
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// linux.netDevices: the host's device is moved into the container's network namespace under
+/// its new name, with its permanent addresses (IPv4 and IPv6) and up; the host no longer has
+/// it. Without a name it keeps the host's.
+#[test]
+fn net_devices_are_moved_with_their_addresses_and_up() {
+    let pair = VethPair::new("nd");
+    ip(&["addr", "add", "10.213.0.1/24", "dev", &pair.moved]);
+    ip(&[
+        "-6",
+        "addr",
+        "add",
+        "fd00:213::1/64",
+        "dev",
+        &pair.moved,
+        "nodad",
+    ]);
+    ip(&["link", "set", &pair.peer, "up"]);
+    let mut sb = Sandbox::new("netdev");
+    sb.config["linux"]["netDevices"] = json!({&pair.moved: {"name": "ctr0"}});
+    let out = sb.run_script("ip -o addr show dev ctr0; ip -o link show dev ctr0");
+    for want in ["inet 10.213.0.1/24", "inet6 fd00:213::1/64", ",UP,"] {
+        assert!(out.contains(want), "no {want:?} inside:\n{out}");
+    }
+    let global6 = out
+        .lines()
+        .find(|l| l.contains("fd00:213::1"))
+        .unwrap_or_default();
+    assert!(!global6.contains("tentative"), "nodad was lost: {global6}");
+    assert!(!pair.on_host(), "{} is still on the host", pair.moved);
+
+    let pair = VethPair::new("nk");
+    let mut sb = Sandbox::new("netdevkeep");
+    sb.config["linux"]["netDevices"] = json!({&pair.moved: {}});
+    let out = sb.run_script(&format!("cat /sys/class/net/{}/flags", pair.moved));
+    assert_eq!(out.trim(), "0x1003", "IFF_UP|IFF_BROADCAST|IFF_MULTICAST");
+}
+
+/// Devices that cannot be moved: a one-line error, and nothing left behind (the device stays
+/// on the host when it was never moved).
+#[test]
+fn bad_net_devices_fail_cleanly() {
+    let pair = VethPair::new("nb");
+    let cases = [
+        (json!({"bnodev0": {}}), true, "no network device"),
+        (
+            json!({&pair.moved: {"name": "lo"}}),
+            true,
+            "already has a device",
+        ),
+        (
+            json!({&pair.moved: {"name": "a/b"}}),
+            true,
+            "not a network device name",
+        ),
+        (json!({&pair.moved: {}}), false, "network namespace"),
+    ];
+    for (devices, netns, needle) in cases {
+        let mut sb = Sandbox::new("netdevbad");
+        sb.config["linux"]["netDevices"] = devices;
+        if !netns {
+            if let Some(ns) = sb.config["linux"]["namespaces"].as_array_mut() {
+                ns.retain(|n| n["type"] != json!("network"));
+            }
+        }
+        sb.set_script("true");
+        let id = sb.new_id("netdevbad");
+        sb.run(&id, &[]).one_line_error(&[needle]);
+        sb.assert_nothing_left(&id);
+        assert!(pair.on_host(), "{needle}: {} left the host", pair.moved);
+    }
+}

@@ -382,6 +382,7 @@ fn spawn_in_cgroup(
         }
         saved.cgroup = Some(cgroup.clone());
         write_oom_score_adj(init.pid, plan.oom_score_adj)?;
+        move_net_devices(init.pid, plan)?;
         saved.pid = init.pid;
         saved.pid_start_time = container::proc_stat(init.pid)
             .map(|(_, start)| start)
@@ -648,6 +649,16 @@ pub(crate) fn send_notify_fd(saved: &Saved, pid: i32, fd: &OwnedFd, status: Stat
     use std::os::fd::AsFd;
     berth_seccomp::send_to_listener(path, fd.as_fd(), &json)
         .map_err(|e| Error::Init(format!("seccomp listener: {e}")))
+}
+
+/// linux.netDevices into the init's network namespace, before any hook or user code.
+fn move_net_devices(pid: i32, plan: &InitPlan) -> Result<()> {
+    if plan.net_devices.is_empty() {
+        return Ok(());
+    }
+    let path = format!("/proc/{pid}/ns/net");
+    let netns = std::fs::File::open(&path).ctx(|| format!("opening {path}"))?;
+    super::netdev::move_devices(&plan.net_devices, netns.as_raw_fd())
 }
 
 /// Writes /proc/PID/{uid_map,gid_map} for a new user namespace.

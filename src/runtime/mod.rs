@@ -10,6 +10,7 @@ pub mod idmap;
 pub mod init;
 pub mod log;
 pub mod lsm;
+pub mod netdev;
 pub mod plan;
 pub mod rootfs;
 pub mod sched;

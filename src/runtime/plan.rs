@@ -275,6 +275,8 @@ pub struct InitPlan {
     pub oom_score_adj: Option<i32>,
     /// Name of the new session keyring (`_ses.ID`), unless `--no-new-keyring`.
     pub session_keyring: Option<CString>,
+    /// linux.netDevices, moved in by the parent before any hook runs.
+    pub net_devices: Vec<super::netdev::NetDevice>,
 }
 
 impl InitPlan {
@@ -453,6 +455,7 @@ pub fn build(spec: &Spec, rootfs: &Path, opts: &PlanOptions) -> Result<InitPlan>
         } else {
             Some(cstr_of(&format!("_ses.{}", opts.id))?)
         },
+        net_devices: plan_net_devices(&linux)?,
     })
 }
 
@@ -1265,6 +1268,36 @@ fn plan_process(spec: &Spec, rootfs: &Path, preserve_fds: u32) -> Result<Process
     let mut plan = plan_process_spec(process, preserve_fds, personality, Some(home))?;
     plan.mem_policy = plan_mem_policy(spec)?;
     Ok(plan)
+}
+
+/// linux.netDevices, names checked, sorted by host name (the config is a map); they need
+/// a network namespace of the container's own (new, or joined by path).
+fn plan_net_devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<super::netdev::NetDevice>> {
+    let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let has_netns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Network);
+    if !has_netns {
+        return Err(Error::Config(
+            "linux.netDevices needs a network namespace in linux.namespaces".into(),
+        ));
+    }
+    let mut planned = Vec::new();
+    for (host, device) in devices {
+        let container = device.name().clone().unwrap_or_else(|| host.clone());
+        super::netdev::check_name(host)?;
+        super::netdev::check_name(&container)?;
+        planned.push(super::netdev::NetDevice {
+            host: host.clone(),
+            container,
+        });
+    }
+    planned.sort_by(|a, b| a.host.cmp(&b.host));
+    Ok(planned)
 }
 
 /// linux.memoryPolicy as set_mempolicy's arguments: the init's, and each exec's (a

@@ -366,9 +366,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         if linux.intel_rdt().is_some() {
             return unsupported("linux.intelRdt", "not implemented");
         }
-        if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return unsupported("linux.netDevices", "not implemented yet");
-        }
     }
     Ok(())
 }

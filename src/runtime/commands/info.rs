@@ -197,6 +197,7 @@ pub fn features() -> serde_json::Value {
             "selinux": {"enabled": crate::runtime::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": true},
             "memoryPolicy": {
                 "modes": crate::runtime::sched::MEMORY_POLICY_MODES,
                 "flags": crate::runtime::sched::MEMORY_POLICY_FLAGS
