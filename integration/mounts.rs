@@ -109,13 +109,11 @@ fn bind_mount_read_write_reaches_the_host() {
     );
 }
 
-#[test]
-fn recursive_read_only_reaches_submounts() {
-    let mut sb = Sandbox::new("rro");
-    let src = sb.scratch("rrosrc");
-    let sub = src.join("sub");
+/// A tmpfs mounted at `dir/sub`, a submount under a bind source (the sandbox that owns
+/// `dir` unmounts it on drop).
+fn tmpfs_submount(dir: &std::path::Path) -> std::path::PathBuf {
+    let sub = dir.join("sub");
     fs::create_dir(&sub).unwrap();
-    // A submount under the bind source; the sandbox unmounts it on drop.
     nix::mount::mount(
         Some("tmpfs"),
         &sub,
@@ -124,6 +122,14 @@ fn recursive_read_only_reaches_submounts() {
         Some("size=1m"),
     )
     .expect("mount a tmpfs submount");
+    sub
+}
+
+#[test]
+fn recursive_read_only_reaches_submounts() {
+    let mut sb = Sandbox::new("rro");
+    let src = sb.scratch("rrosrc");
+    tmpfs_submount(&src);
     sb.add_mount(
         json!({"destination": "/mnt/r", "type": "bind", "source": src,
         "options": ["rbind", "rro", "rnosuid", "rnoexec"]}),
@@ -420,16 +426,7 @@ fn owned_files_source(sb: &mut Sandbox, name: &str) -> std::path::PathBuf {
     fs::write(src.join("root-file"), "").unwrap();
     fs::write(src.join("u1000"), "").unwrap();
     chown(src.join("u1000"), Some(1000), Some(1000)).unwrap();
-    let sub = src.join("sub");
-    fs::create_dir(&sub).unwrap();
-    nix::mount::mount(
-        Some("tmpfs"),
-        &sub,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("size=1m"),
-    )
-    .expect("mount a tmpfs submount");
+    let sub = tmpfs_submount(&src);
     fs::write(sub.join("sub-file"), "").unwrap();
     src
 }
