@@ -46,8 +46,10 @@ pub struct CgroupConfig<'a> {
 pub struct V1Dir {
     pub controllers: Vec<String>,
     pub dir: PathBuf,
-    /// Where the hierarchy is mounted (absent from older state files).
-    #[serde(default)]
+    /// Where the hierarchy is mounted: only `create` needs it (for the container's
+    /// `cgroup` mount), from a freshly resolved manager, so the state file leaves it out
+    /// (`list` parses one state file per container).
+    #[serde(skip)]
     pub mount_point: PathBuf,
 }
 

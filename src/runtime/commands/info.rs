@@ -20,7 +20,16 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
         let Ok(s) = serde_json::from_slice::<Summary>(&bytes) else {
             continue;
         };
-        let status = container::live_status(s.pid, s.pid_start_time, s.cgroup.as_ref(), &dir);
+        // The cgroup (paused or not) matters only for a live init: most of a crowded
+        // root is stopped containers, whose cgroup part is skipped unparsed.
+        let status = if container::process_alive(s.pid, s.pid_start_time) {
+            let cgroup = serde_json::from_slice::<CgroupOnly>(&bytes)
+                .ok()
+                .and_then(|c| c.cgroup);
+            container::live_status(s.pid, s.pid_start_time, cgroup.as_ref(), &dir)
+        } else {
+            container::Status::Stopped
+        };
         states.push(OciState {
             oci_version: container::OCI_VERSION.to_string(),
             id: s.id,
@@ -51,9 +60,14 @@ struct Summary {
     created: String,
     owner: String,
     #[serde(default)]
-    cgroup: Option<berth_cgroups::Manager>,
-    #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The cgroup of a saved state, read only for containers whose init is alive.
+#[derive(serde::Deserialize)]
+struct CgroupOnly {
+    #[serde(default)]
+    cgroup: Option<berth_cgroups::Manager>,
 }
 
 /// runc's `list` table: left-aligned columns at least 12 wide, 3 spaces apart.
