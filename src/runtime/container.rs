@@ -247,7 +247,7 @@ pub fn status_of(saved: &Saved, dir: &Path) -> Status {
     live_status(saved.pid, saved.pid_start_time, saved.cgroup.as_ref(), dir)
 }
 
-/// `status_of` from the few fields it needs (`list` reads no more than these).
+/// `status_of` from the few fields it needs.
 pub fn live_status(
     pid: i32,
     pid_start_time: u64,
@@ -257,6 +257,12 @@ pub fn live_status(
     if !process_alive(pid, pid_start_time) {
         return Status::Stopped;
     }
+    status_of_live(cgroup, dir)
+}
+
+/// The status of a container whose init is known to be alive: created while it waits on
+/// the exec fifo, paused while its cgroup is frozen, else running.
+pub fn status_of_live(cgroup: Option<&berth_cgroups::Manager>, dir: &Path) -> Status {
     if dir.join(EXEC_FIFO).exists() {
         return Status::Created;
     }

@@ -25,14 +25,17 @@ use serde::Deserialize;
 
 /// Deserializes `value` into `T`; the error names the field (`linux.resources: ...`).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        }
-    })
+    serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
+/// `path: error`, or the error alone at the document's root.
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path == "." {
+        e.inner().to_string()
+    } else {
+        format!("{path}: {}", e.inner())
+    }
 }
 
 /// A whole config.json (or a saved config) as a `Spec`.
@@ -58,8 +61,10 @@ pub fn mount_mappings_from_value(value: &serde_json::Value) -> Result<Vec<MountM
     mounts
         .iter()
         .enumerate()
+        // Read from the borrowed mount: only two fields are wanted, nothing is copied.
         .map(|(i, m)| {
-            from_value::<MountMappings>(m.clone()).map_err(|e| format!("mounts[{i}].{e}"))
+            serde_path_to_error::deserialize::<_, MountMappings>(m)
+                .map_err(|e| format!("mounts[{i}].{}", path_error(e)))
         })
         .collect()
 }

@@ -26,7 +26,7 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
             let cgroup = serde_json::from_slice::<CgroupOnly>(&bytes)
                 .ok()
                 .and_then(|c| c.cgroup);
-            container::live_status(s.pid, s.pid_start_time, cgroup.as_ref(), &dir)
+            container::status_of_live(cgroup.as_ref(), &dir)
         } else {
             container::Status::Stopped
         };
