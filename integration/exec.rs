@@ -945,27 +945,30 @@ fn exec_cpu_affinity_final_applies_to_exec_only() {
     let script = "grep Cpus_allowed_list /proc/self/status";
     let plain = exec_script(&sb, &id, &[], script);
     assert!(plain.trim().ends_with("\t1"), "exec: {plain}");
-    let path = sb.dir.join("process.json");
-    let mut process =
-        json!({"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", script], "cwd": "/"});
-    fs::write(&path, process.to_string()).expect("write process.json");
-    let file = path.to_str().expect("utf-8 path");
-    let inherited = sb.rt(&["exec", "--process", file, &id]).ok().stdout;
+    // `exec --process` with the process file's own execCPUAffinity, or none.
+    let exec_file = |affinity: Option<serde_json::Value>| {
+        let path = sb.dir.join("process.json");
+        let mut process =
+            json!({"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", script], "cwd": "/"});
+        if let Some(affinity) = affinity {
+            process["execCPUAffinity"] = affinity;
+        }
+        fs::write(&path, process.to_string()).expect("write process.json");
+        let file = path.to_str().expect("utf-8 path");
+        sb.rt(&["exec", "--process", file, &id]).ok().stdout
+    };
+    let inherited = exec_file(None);
     assert!(
         inherited.trim().ends_with("\t1"),
         "exec --process, inherited: {inherited}"
     );
-    process["execCPUAffinity"] = json!({"final": "0"});
-    fs::write(&path, process.to_string()).expect("write process.json");
-    let own = sb.rt(&["exec", "--process", file, &id]).ok().stdout;
+    let own = exec_file(Some(json!({"final": "0"})));
     assert!(
         own.trim().ends_with("\t0"),
         "exec --process, its own: {own}"
     );
     // `initial` alone: the process ends up on the container's CPUs, not on `initial`'s.
-    process["execCPUAffinity"] = json!({"initial": "0"});
-    fs::write(&path, process.to_string()).expect("write process.json");
-    let initial_only = sb.rt(&["exec", "--process", file, &id]).ok().stdout;
+    let initial_only = exec_file(Some(json!({"initial": "0"})));
     assert!(
         initial_only.trim().ends_with(&format!("\t{ours}")),
         "exec --process with initial only: {initial_only}"

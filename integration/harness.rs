@@ -1188,3 +1188,17 @@ pub fn read_pty(master: &OwnedFd, timeout: Duration) -> String {
     }
     String::from_utf8_lossy(&text).into_owned()
 }
+
+/// Runs a command on the host and asserts it succeeded (its stderr in the failure).
+#[track_caller]
+pub fn host_ok(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::harness::{runc_diverges, Sandbox};
+use crate::harness::{host_ok, runc_diverges, Sandbox};
 
 fn host_ns(kind: &str) -> String {
     fs::read_link(format!("/proc/self/ns/{kind}"))
@@ -208,15 +208,7 @@ impl Drop for VethPair {
 
 #[track_caller]
 fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .expect("run ip (iproute2)");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    host_ok("ip", args);
 }
 
 /// linux.netDevices: the host's device is moved into the container's network namespace under

@@ -22,7 +22,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::cgroups::{hierarchies, home_of, some_block_device};
-use crate::harness::{wait_until, Output, Sandbox, SETTLE_TIMEOUT};
+use crate::harness::{host_ok, wait_until, Output, Sandbox, SETTLE_TIMEOUT};
 
 const MIB: i64 = 1 << 20;
 
@@ -288,16 +288,9 @@ fn v1_devices_list(cgroup: &str) -> Option<String> {
 }
 
 /// `systemctl daemon-reload`: systemd re-reads its units and re-applies their cgroup settings.
+#[track_caller]
 fn daemon_reload() {
-    let out = Command::new("systemctl")
-        .arg("daemon-reload")
-        .output()
-        .expect("run systemctl daemon-reload");
-    assert!(
-        out.status.success(),
-        "systemctl daemon-reload: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    host_ok("systemctl", &["daemon-reload"]);
 }
 
 /// After a reload, the devices are still those of the config: the restricted list on v1 (not
